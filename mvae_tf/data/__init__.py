@@ -1,0 +1,1 @@
+"""Music data: file reading, converters to and from tensors, data sets."""
