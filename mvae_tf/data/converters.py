@@ -230,9 +230,10 @@ class BaseConverter:
     raise NotImplementedError
 
   def _slice(self, event_lists):
+    """Windows of slice_steps sliding by one bar (event sequences keep their steps)."""
     if not self.slice_steps:
-      return [tuple(events) for events in event_lists]
-    return [tuple(events[i - self.slice_steps:i])
+      return list(event_lists)
+    return [events[i - self.slice_steps:i]
             for events in event_lists
             for i in range(self.slice_steps, len(events) + 1, self.steps_per_bar)]
 
@@ -467,7 +468,7 @@ class DrumsConverter(BaseConverter):
       for track in tracks:
         track.set_length(len(track) + track.start_step, from_left=True)
         track.set_length(quantized.total_quantized_steps)
-    unique = self._maybe_sample(list(set(self._slice(tracks))))
+    unique = self._maybe_sample(list(set(tuple(w) for w in self._slice(tracks))))
     if not unique:
       if not drum_notes:
         skipped.append('no drum notes (no is_drum track)')
@@ -507,6 +508,20 @@ class DrumsConverter(BaseConverter):
                                  steps_per_quarter=self.steps_per_quarter)
       sequences.append(track.to_sequence(velocity=OUTPUT_VELOCITY, qpm=OUTPUT_QPM))
     return sequences
+
+
+def _pad_with_rests(onehot, steps):
+  """Pads one-hot rows with class 0 (no event / no hit) to `steps` rows.
+
+  An instrument quantized on its own can end a step short of the whole piece
+  (its total time rounds down where the piece's last note rounded up); the
+  reference then fails in np.concatenate, we pad.
+  """
+  if len(onehot) >= steps:
+    return onehot
+  pad = np.zeros((steps - len(onehot), onehot.shape[1]), onehot.dtype)
+  pad[:, 0] = 1
+  return np.concatenate([onehot, pad])
 
 
 class TrioConverter(BaseConverter):
@@ -583,7 +598,7 @@ class TrioConverter(BaseConverter):
       for i in by_type[kind]:
         tensors = converter.to_tensors(extract_instrument(note_sequence, i))
         if tensors.outputs:
-          encoded[i] = tensors.outputs[0]
+          encoded[i] = _pad_with_rests(tensors.outputs[0], total_bars * steps_per_bar)
         else:
           coverage[:, i] = False
 

@@ -1,0 +1,5 @@
+import sys
+
+from mvae_tf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,146 @@
+"""The `mvae` command.
+
+Subcommands import only what they need: `prepare`, `corpus` and `inspect`
+never import TensorFlow.
+"""
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+# note-seq imports pydub, which warns about a missing ffmpeg that we never use.
+warnings.filterwarnings('ignore', message="Couldn't find ffmpeg")
+
+
+class UserError(Exception):
+  """An error caused by the user's input; printed without a traceback."""
+
+
+def _add_prepare(sub):
+  p = sub.add_parser(
+      'prepare', help='read MIDI/MusicXML/ABC files into a TFRecord of NoteSequences',
+      description='Reads MIDI (and MusicXML, ABC) files and folders, recursively, into '
+                  'a TFRecord of NoteSequences. Unreadable files are skipped and '
+                  'counted by reason.')
+  p.add_argument('--input', nargs='+', required=True, metavar='PATH',
+                 help='files or folders (searched recursively)')
+  p.add_argument('--output', required=True, metavar='FILE.tfrecord')
+  p.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
+  p.add_argument('--dedupe', action='store_true',
+                 help='drop sequences whose notes repeat an earlier one')
+  p.add_argument('--max_file_mb', type=float, default=16.0)
+  p.add_argument('--max_notes', type=int, default=500_000)
+  p.add_argument('--max_seconds', type=float, default=4 * 3600.0)
+  p.add_argument('--json', action='store_true', help='print the summary as JSON')
+  p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args):
+  from mvae_tf.data import prepare
+  limits = dict(max_bytes=int(args.max_file_mb * 1024 * 1024), max_notes=args.max_notes,
+                max_seconds=args.max_seconds)
+  if not args.output.endswith(('.tfrecord', '.tfrecords')):
+    raise UserError('--output %s: give a file name ending in .tfrecord' % args.output)
+  summary = prepare.prepare(args.input, args.output, workers=args.workers, limits=limits,
+                            progress=not args.json, dedupe=args.dedupe)
+  if args.json:
+    print(json.dumps(summary.as_dict(), indent=2))
+  else:
+    print(summary.format())
+  if summary.missing_inputs and not summary.files_found:
+    raise UserError('no input found: %s' % ', '.join(summary.missing_inputs))
+  if not summary.sequences:
+    print('warning: no file could be read; %s holds no sequences' % args.output,
+          file=sys.stderr)
+  return 0
+
+
+def _add_corpus(sub):
+  from mvae_tf.data import corpus
+  p = sub.add_parser(
+      'corpus', help='build a real training corpus from installed packages',
+      description='Builds a corpus of real music from Debian and PyPI packages, '
+                  'deduplicated and split into train/eval by tune or song. '
+                  'Rebuilding is cached.\n\n' + '\n'.join(
+                      '  %s: %s' % kv for kv in corpus.CORPORA.items()),
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('name', choices=sorted(corpus.CORPORA))
+  p.add_argument('--output', default=None, metavar='DIR', help='default: data/NAME')
+  p.add_argument('--workers', type=int, default=None)
+  p.add_argument('--force', action='store_true', help='rebuild even if cached')
+  p.add_argument('--json', action='store_true', help='print the summary as JSON')
+  p.set_defaults(func=_run_corpus)
+
+
+def _run_corpus(args):
+  from mvae_tf.data import corpus
+  output = args.output or os.path.join('data', args.name)
+  summary = corpus.build_corpus(args.name, output, workers=args.workers, force=args.force,
+                                progress=not args.json)
+  print(json.dumps(summary, indent=2))
+  return 0
+
+
+def _add_inspect(sub):
+  p = sub.add_parser(
+      'inspect', help='how many windows each sequence yields for a config, and why not',
+      description='Converts every sequence as training would (eval mode) and reports '
+                  'how many windows each yields; for sequences that yield none, why.')
+  p.add_argument('path', metavar='FILE',
+                 help='a TFRecord from `mvae prepare`, or a MIDI/MusicXML/ABC file')
+  p.add_argument('--config', required=True, help='config name, e.g. cat-mel_2bar_small')
+  p.add_argument('--all', action='store_true', help='list sequences with windows too')
+  p.add_argument('--workers', type=int, default=None)
+  p.add_argument('--json', action='store_true')
+  p.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args):
+  from mvae_tf import configs
+  from mvae_tf.data import inspect, sources, tfrecord
+  try:
+    configs.get_config(args.config)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+  if not os.path.isfile(args.path):
+    raise UserError('%s: no such file' % args.path)
+  try:
+    sequences = inspect.load_sequences(args.path)
+  except (tfrecord.CorruptRecordError, sources.SkippedFile) as e:
+    raise UserError(str(e)) from None
+  reports = inspect.inspect_sequences(sequences, args.config, workers=args.workers)
+  summary = inspect.summarize(reports, args.config)
+  if args.json:
+    print(json.dumps({'summary': summary, 'sequences': reports}, indent=2))
+  else:
+    print(inspect.format_report(reports, summary, show_all=args.all))
+  return 0
+
+
+def build_parser():
+  parser = argparse.ArgumentParser(
+      prog='mvae', description='MusicVAE in TensorFlow 2: data, training, generation, export.')
+  sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+  _add_prepare(sub)
+  _add_corpus(sub)
+  _add_inspect(sub)
+  return parser
+
+
+def main(argv=None):
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  try:
+    return args.func(args)
+  except UserError as e:
+    print('mvae %s: error: %s' % (args.command, e), file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print('mvae %s: interrupted; no partial output was left' % args.command, file=sys.stderr)
+    return 130
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,111 @@
+"""tf.data pipelines: a TFRecord of NoteSequences -> batches of
+(inputs, outputs, controls, lengths) for a config.
+
+Train mode: sequences are shuffled, converted with random window choice and
+transposition (new each epoch), windows shuffled again, batches of exactly
+`batch_size`, repeated forever. Eval mode: windows in a fixed order, once.
+
+Tensors: inputs [B, T, input_depth] bool, outputs [B, T, output_depth] bool,
+controls [B, T, control_depth] bool, lengths [B] int32 (T = max_seq_len).
+Bool keeps trio batches small (692 dims x 256 steps); the model casts.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from mvae_tf import configs
+from mvae_tf.data import tfrecord
+
+# Memory allowed for the shuffle buffer of windows in train mode.
+WINDOW_SHUFFLE_BYTES = 128 * 1024 * 1024
+
+
+def _pad(arrays, length, depth):
+  out = np.zeros((len(arrays), length, depth), bool)
+  for i, a in enumerate(arrays):
+    out[i, :min(len(a), length)] = a[:length]
+  return out
+
+
+def convert_fn(config, mode='train', seed=None):
+  """A numpy function: serialized NoteSequence -> padded window arrays."""
+  from note_seq.protobuf import music_pb2
+  converter = config.make_converter(mode, seed=seed)
+  length = config.max_seq_len
+
+  def convert(serialized):
+    ns = music_pb2.NoteSequence.FromString(serialized)
+    t = converter.to_tensors(ns)
+    return (_pad(t.inputs, length, converter.input_depth),
+            _pad(t.outputs, length, converter.output_depth),
+            _pad(t.controls, length, converter.control_depth),
+            np.minimum(np.asarray(t.lengths, np.int32).reshape(-1), length))
+
+  return converter, convert
+
+
+def check_examples_path(path):
+  """Fails early, naming the file, if it is missing or not a NoteSequence TFRecord."""
+  paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+  for p in paths:
+    if not os.path.isfile(p):
+      raise FileNotFoundError('%s: no such examples file (make one with `mvae prepare` or '
+                              '`mvae corpus`)' % p)
+    next(iter(tfrecord.read_note_sequences(p)), None)  # raises CorruptRecordError
+  return paths
+
+
+def _require_a_window(paths, config):
+  """A repeated data set with no window would wait forever: fail instead."""
+  converter = config.make_converter('eval')
+  for path in paths:
+    for ns in tfrecord.read_note_sequences(path):
+      if len(converter.to_tensors(ns)):
+        return
+  raise ValueError('%s: no sequence yields a %s window; run `mvae inspect %s --config %s` '
+                   'to see why' % (', '.join(map(str, paths)), config.name, paths[0],
+                                   config.name))
+
+
+def get_dataset(config, examples_path, batch_size, mode='train', seed=None,
+                shuffle_buffer=4096, drop_remainder=None, repeat=None,
+                num_parallel_calls=None):
+  """The batched dataset of `config` windows from `examples_path` (one or more TFRecords)."""
+  if isinstance(config, str):
+    config = configs.get_config(config)
+  if mode not in ('train', 'eval'):
+    raise ValueError("mode must be 'train' or 'eval', got %r" % (mode,))
+  training = mode == 'train'
+  paths = check_examples_path(examples_path)
+  converter, convert = convert_fn(config, mode, seed)
+  if training:
+    _require_a_window(paths, config)
+  length = config.max_seq_len
+  depths = (converter.input_depth, converter.output_depth, converter.control_depth)
+
+  def to_windows(serialized):
+    inputs, outputs, controls, lengths = tf.numpy_function(
+        convert, [serialized], (tf.bool, tf.bool, tf.bool, tf.int32), stateful=training)
+    inputs.set_shape([None, length, depths[0]])
+    outputs.set_shape([None, length, depths[1]])
+    controls.set_shape([None, length, depths[2]])
+    lengths.set_shape([None])
+    return tf.data.Dataset.from_tensor_slices((inputs, outputs, controls, lengths))
+
+  ds = tf.data.TFRecordDataset(paths)
+  if training:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.repeat() if repeat is None else ds.repeat(repeat)
+  ds = ds.interleave(to_windows, cycle_length=num_parallel_calls or 1,
+                     num_parallel_calls=num_parallel_calls,
+                     deterministic=not training)
+  if training:
+    # Windows are big for 16-bar trio (177 kB each): cap the buffer's memory.
+    window_bytes = length * sum(depths)
+    window_buffer = max(64, min(shuffle_buffer, WINDOW_SHUFFLE_BYTES // window_bytes))
+    ds = ds.shuffle(window_buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None
+                else drop_remainder)
+  return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,40 @@
+"""mvae_tf: MusicVAE (Roberts, Engel et al., ICML 2018) in TensorFlow 2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+# The stack this project is built and tested on (see BUILD_NOTES.md).
+INSTALL_REQUIRES = [
+    'tensorflow==2.21.*',
+    'keras==3.15.*',
+    # tensorflow-probability imports only with tf-keras installed; we use only
+    # tfp.distributions.
+    'tensorflow-probability==0.25.*',
+    'tf-keras==2.21.*',
+    'note-seq==0.0.5',
+    # protobuf 7 breaks parts of note-seq.
+    'protobuf==6.33.*',
+    'pretty_midi>=0.2.11,<0.3',
+    'numpy>=1.26,<2.5',
+    'google-crc32c>=1.5',
+    'tqdm>=4.60',
+]
+
+EXTRAS = {
+    'dev': ['pytest>=8', 'pytest-timeout>=2.3', 'hypothesis>=6.100'],
+    # The folk corpus reads the ABC collections that music21 ships.
+    'corpus': ['music21>=9'],
+}
+
+setup(
+    name='mvae_tf',
+    version='0.1.0',
+    description='MusicVAE in TensorFlow 2 / Keras 3, with TFLite and SavedModel export',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.10,<3.13',
+    packages=find_packages(include=['mvae_tf', 'mvae_tf.*', 'export', 'export.*']),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={'console_scripts': ['mvae = mvae_tf.cli:main']},
+    license='Apache-2.0',
+)
