@@ -37,6 +37,13 @@ def scale_melody(bars=4, start_pitch=60, program=0, qpm=120.0):
   return make_sequence(notes, qpm=qpm)
 
 
+def varied_melody(bars=12, qpm=120.0):
+  """Quarter notes whose pitches never repeat a bar: every 2-bar window differs."""
+  step = 60.0 / qpm
+  notes = [(48 + (i * 7) % 29, i * step, (i + 1) * step) for i in range(bars * 4)]
+  return make_sequence(notes, qpm=qpm)
+
+
 def rock_beat(bars=4, qpm=120.0):
   """Kick on 1 and 3, snare on 2 and 4, closed hi-hat on eighths."""
   step = 60.0 / qpm / 2

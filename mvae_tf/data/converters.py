@@ -303,13 +303,14 @@ class MelodyConverter(BaseConverter):
   def _to_tensors_fn(self, note_sequence, skipped):
     all_notes = list(note_sequence.notes)
     kept = [n for n in all_notes if self._keep(n)]
+    pitched = [n for n in all_notes if not n.is_drum]
+    if all_notes and not pitched:
+      skipped.append('no pitched notes (drums only)')
+      return ConverterTensors()  # melody extraction ignores drums anyway
     if all_notes and not kept:
-      pitched = [n for n in all_notes if not n.is_drum]
       in_programs = [n for n in pitched if self.valid_programs is None
                      or n.program in self.valid_programs]
-      if not pitched:
-        skipped.append('no pitched notes (drums only)')
-      elif not in_programs:
+      if not in_programs:
         skipped.append('no melody instrument (programs %s found, %d..%d used)' % (
             sorted({n.program for n in pitched}), min(self.valid_programs),
             max(self.valid_programs)))

@@ -70,9 +70,15 @@ def _require_a_window(paths, config):
 
 
 def get_dataset(config, examples_path, batch_size, mode='train', seed=None,
-                shuffle_buffer=4096, drop_remainder=None, repeat=None,
+                shuffle_buffer=1024, drop_remainder=None, repeat=None,
                 num_parallel_calls=None):
-  """The batched dataset of `config` windows from `examples_path` (one or more TFRecords)."""
+  """The batched dataset of `config` windows from `examples_path` (one or more TFRecords).
+
+  `shuffle_buffer` bounds both shuffles (sequences, then windows; the window
+  buffer is also capped at WINDOW_SHUFFLE_BYTES). The first train batch waits
+  for the window buffer to fill, which takes several passes over a tiny data
+  set: keep it small there.
+  """
   if isinstance(config, str):
     config = configs.get_config(config)
   if mode not in ('train', 'eval'):
@@ -98,13 +104,15 @@ def get_dataset(config, examples_path, batch_size, mode='train', seed=None,
   if training:
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.repeat() if repeat is None else ds.repeat(repeat)
-  ds = ds.interleave(to_windows, cycle_length=num_parallel_calls or 1,
-                     num_parallel_calls=num_parallel_calls,
-                     deterministic=not training)
+  if num_parallel_calls:
+    ds = ds.interleave(to_windows, cycle_length=num_parallel_calls,
+                       num_parallel_calls=num_parallel_calls, deterministic=not training)
+  else:
+    ds = ds.flat_map(to_windows)
   if training:
     # Windows are big for 16-bar trio (177 kB each): cap the buffer's memory.
     window_bytes = length * sum(depths)
-    window_buffer = max(64, min(shuffle_buffer, WINDOW_SHUFFLE_BYTES // window_bytes))
+    window_buffer = max(1, min(shuffle_buffer, WINDOW_SHUFFLE_BYTES // window_bytes))
     ds = ds.shuffle(window_buffer, seed=seed, reshuffle_each_iteration=True)
   ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None
                 else drop_remainder)
