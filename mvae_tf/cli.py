@@ -69,6 +69,8 @@ def _add_corpus(sub):
   p.add_argument('name', choices=sorted(corpus.CORPORA))
   p.add_argument('--output', default=None, metavar='DIR', help='default: data/NAME')
   p.add_argument('--workers', type=int, default=None)
+  p.add_argument('--cache_dir', default=None, metavar='DIR',
+                 help='rendered MIDI and downloaded packages (default: .cache beside --output)')
   p.add_argument('--force', action='store_true', help='rebuild even if cached')
   p.add_argument('--json', action='store_true', help='print the summary as JSON')
   p.set_defaults(func=_run_corpus)
@@ -77,9 +79,15 @@ def _add_corpus(sub):
 def _run_corpus(args):
   from mvae_tf.data import corpus
   output = args.output or os.path.join('data', args.name)
-  summary = corpus.build_corpus(args.name, output, workers=args.workers, force=args.force,
-                                progress=not args.json)
-  print(json.dumps(summary, indent=2))
+  try:
+    summary = corpus.build_corpus(args.name, output, workers=args.workers, force=args.force,
+                                  progress=not args.json, cache_dir=args.cache_dir)
+  except corpus.CorpusError as e:
+    raise UserError(str(e)) from None
+  if args.json:
+    print(json.dumps(summary, indent=2))
+  else:
+    print(corpus.format_summary(summary))
   return 0
 
 

@@ -60,7 +60,7 @@ import time
 from mvae_tf.data import prepare, sources, tfrecord
 
 # Bump when a change alters what a build writes (rendering, filtering, split).
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: trio pads instruments quantized a step short
 
 CORPORA = {
     'folk': "folk melodies: music21's ABC collections (Essen, O'Neill's 1850, "
@@ -1003,12 +1003,14 @@ def build_corpus(name, output_dir, workers=None, force=False, progress=True,
   Missing Debian packages are installed with apt-get when `install_missing`
   (default: running as root, or MVAE_CORPUS_APT=1); otherwise the error
   names the command. Rendered MIDI and the freedoom .deb are kept in
-  `cache_dir` (default output_dir/cache).
+  `cache_dir` (default: .cache beside output_dir, shared by drums and trio).
   """
   if name not in CORPORA:
     raise ValueError('unknown corpus %r; known corpora: %s' % (name, ', '.join(CORPORA)))
   output_dir = os.path.abspath(os.fspath(output_dir))
-  cache_dir = os.path.abspath(cache_dir or os.path.join(output_dir, 'cache'))
+  # drums and trio render the same songs: by default they share one cache
+  # beside their output folders (data/.cache for data/drums and data/trio).
+  cache_dir = os.path.abspath(cache_dir or os.path.join(os.path.dirname(output_dir), '.cache'))
   if name == 'folk':
     folk, notes = folk_sources(install_missing)
     return build_from_sources(name, output_dir, folk, workers=workers, force=force,
@@ -1019,3 +1021,24 @@ def build_corpus(name, output_dir, workers=None, force=False, progress=True,
            'whole songs are kept; the %s converter uses only the parts it needs' % name]
   return build_from_sources(name, output_dir, songs, workers=workers, force=force,
                             progress=progress, notes=notes)
+
+
+def format_summary(summary):
+  """A short human-readable account of a corpus summary (the JSON has it all)."""
+  lines = ['%s: %s' % (summary['corpus'], summary.get('description', '')),
+           'in %s: %s (train), %s (eval)' % (summary['output_dir'], summary['outputs']['train'],
+                                             summary['outputs']['eval'])]
+  for source in summary.get('sources', []):
+    lines.append('  source %s: %s %s' % (source.get('name'), source.get('package', ''),
+                                         source.get('version', '')))
+  lines.append('files: %d found, %d read, %d skipped %s' % (
+      summary['files_found'], summary['files_read'], summary['files_skipped'],
+      json.dumps(summary.get('skipped_by_reason', {}))))
+  seqs = summary['sequences']
+  lines.append('%d distinct tunes/songs; kept %d train / %d eval (split by tune/song)' % (
+      summary['distinct_sequences'], seqs['train'], seqs['eval']))
+  for config, w in summary.get('windows', {}).items():
+    lines.append('  %s windows: %d train / %d eval' % (config, w['train'], w['eval']))
+  if 'elapsed_seconds' in summary:
+    lines.append('built in %.0f s' % summary['elapsed_seconds'])
+  return '\n'.join(lines)

@@ -6,6 +6,7 @@ and a message that names the file and says what to do.
 
 import hashlib
 import os
+import warnings
 
 MIDI_EXTENSIONS = ('.mid', '.midi', '.kar', '.smf')
 MUSICXML_EXTENSIONS = ('.xml', '.musicxml', '.mxl')
@@ -78,7 +79,10 @@ def _read_midi(path, data):
   if not data.startswith(b'MThd'):
     raise SkippedFile(path, 'not MIDI', 'not a MIDI file (no MThd header)')
   try:
-    return [note_seq.midi_to_note_sequence(data)]
+    with warnings.catch_warnings():
+      # pretty_midi warns about meta events on non-zero tracks; they are read anyway.
+      warnings.simplefilter('ignore', RuntimeWarning)
+      return [note_seq.midi_to_note_sequence(data)]
   except Exception as e:  # pretty_midi/mido raise many kinds on bad bytes
     raise SkippedFile(path, 'corrupt MIDI', 'corrupt or truncated MIDI (%s: %s)' % (
         type(e).__name__, str(e)[:200])) from None
