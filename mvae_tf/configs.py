@@ -1,9 +1,12 @@
 """The config registry: every reference config name, with the data converter
 it uses.
 
-A `Config` says how music becomes tensors (`data`) and how long a sequence is
-(`max_seq_len`); the model hyperparameters are added by the model issue. Names
-are the reference's, so that users' commands carry over.
+A `Config` says how music becomes tensors (`data`), how long a sequence is
+(`max_seq_len`), which decoder the model uses (`decoder`: 'flat' or
+'hierarchical') and its hyperparameters (`hparams`, the reference's values and
+names). Names are the reference's, so that users' commands carry over; the
+`*_cpu` presets train in about an hour on two CPU cores and the `tiny-*` ones
+exist for tests.
 """
 
 import dataclasses
@@ -11,6 +14,7 @@ import difflib
 import types
 
 from mvae_tf.data import converters
+from mvae_tf.hparams import HParams, parse_hparams
 
 # Transposition applied in training to pitched parts, in semitones.
 TRANSPOSE_RANGE = (-5, 5)
@@ -41,9 +45,28 @@ class Config:
   description: str
   data: DataSpec
   max_seq_len: int  # steps per window: 32 for 2 bars, 256 for 16 bars
+  # Model hyperparameters (reference names); None means HParams() defaults.
+  hparams: HParams = None
+  # 'flat' (one LSTM over all steps) or 'hierarchical' (conductor + one core
+  # decoder per part writing a bar at a time).
+  decoder: str = 'flat'
 
   def make_converter(self, mode='eval', seed=None):
     return self.data.make_converter(mode, seed)
+
+  def with_hparams(self, overrides):
+    """This config with "key=value,..." `overrides` applied to its hparams."""
+    hparams = parse_hparams(self.hparams or HParams(max_seq_len=self.max_seq_len), overrides)
+    if hparams.max_seq_len != self.max_seq_len:
+      raise ValueError('--hparams: max_seq_len=%d does not match config %s, whose windows '
+                       'have %d steps' % (hparams.max_seq_len, self.name, self.max_seq_len))
+    return dataclasses.replace(self, hparams=hparams)
+
+  def depths(self):
+    """(input_depth, output_depths per part, control_depth, steps_per_bar) of the converter."""
+    converter = self.make_converter()
+    parts = tuple(getattr(converter, 'split_depths', None) or (converter.output_depth,))
+    return converter.input_depth, parts, converter.control_depth, converter.steps_per_bar
 
 
 def _spec(kind, transpose=True, **options):
@@ -63,20 +86,74 @@ def _drums(slice_bars):
 
 _TRIO = _spec('trio', slice_bars=16, gap_bars=2, max_bars=1024)
 
+def _hp(max_seq_len, z, enc, dec, free_bits=0, max_beta=1.0, beta_rate=0.0,
+        sampling=None, batch_size=512, **other):
+  """Reference hparams: sizes, KL settings and scheduled sampling (None = off)."""
+  schedule = dict(sampling_schedule='inverse_sigmoid', sampling_rate=sampling) if sampling \
+      else dict(sampling_schedule='constant', sampling_rate=0.0)
+  return HParams(max_seq_len=max_seq_len, z_size=z, enc_rnn_size=tuple(enc),
+                 dec_rnn_size=tuple(dec), free_bits=free_bits, max_beta=max_beta,
+                 beta_rate=beta_rate, batch_size=batch_size, **schedule, **other)
+
+
+_MEL2 = _melody(2, valid_programs=MEL_PROGRAMS)
+_BIG16 = dict(z=512, enc=[2048, 2048])
+
 CONFIGS = {c.name: c for c in [
-    Config('cat-mel_2bar_small', '2-bar melody, flat decoder (small)',
-           _melody(2, valid_programs=MEL_PROGRAMS), 32),
-    Config('cat-mel_2bar_big', '2-bar melody, flat decoder (big)',
-           _melody(2, valid_programs=MEL_PROGRAMS), 32),
+    # The reference's configs (and the paper's 16-bar drums), reference sizes.
+    Config('cat-mel_2bar_small', '2-bar melody, flat decoder (small)', _MEL2, 32,
+           _hp(32, 256, [512], [256, 256], 0, 0.2, 0.99999, sampling=1000)),
+    Config('cat-mel_2bar_big', '2-bar melody, flat decoder (big)', _MEL2, 32,
+           _hp(32, 512, [2048], [2048, 2048, 2048], 0, 0.5, 0.99999, sampling=1000)),
     Config('cat-mel_2bar_med_chords', '2-bar melody conditioned on chords',
-           _melody(2, valid_programs=MEL_PROGRAMS, chord_encoding='triad'), 32),
-    Config('cat-drums_2bar_small', '2-bar drums, flat decoder', _drums(2), 32),
-    Config('flat-mel_16bar', '16-bar melody, flat decoder', _melody(16), 256),
-    Config('hierdec-mel_16bar', '16-bar melody, hierarchical decoder', _melody(16), 256),
-    Config('flat-drums_16bar', '16-bar drums, flat decoder', _drums(16), 256),
-    Config('hierdec-drums_16bar', '16-bar drums, hierarchical decoder', _drums(16), 256),
-    Config('flat-trio_16bar', '16-bar trio, flat decoder', _TRIO, 256),
-    Config('hierdec-trio_16bar', '16-bar trio, hierarchical decoder', _TRIO, 256),
+           _melody(2, valid_programs=MEL_PROGRAMS, chord_encoding='triad'), 32,
+           _hp(32, 256, [1024], [512, 512, 512], 0, 1.0, 0.0)),
+    Config('cat-drums_2bar_small', '2-bar drums, flat decoder', _drums(2), 32,
+           _hp(32, 256, [512], [256, 256], 48, 0.2, 0.0, sampling=1000)),
+    Config('flat-mel_16bar', '16-bar melody, flat decoder', _melody(16), 256,
+           _hp(256, dec=[2048, 2048, 2048], free_bits=256, max_beta=0.2, **_BIG16)),
+    Config('hierdec-mel_16bar', '16-bar melody, hierarchical decoder', _melody(16), 256,
+           _hp(256, dec=[1024, 1024], free_bits=256, max_beta=0.2, **_BIG16),
+           'hierarchical'),
+    Config('flat-drums_16bar', '16-bar drums, flat decoder', _drums(16), 256,
+           _hp(256, dec=[2048, 2048, 2048], free_bits=256, max_beta=0.2, **_BIG16)),
+    Config('hierdec-drums_16bar', '16-bar drums, hierarchical decoder', _drums(16), 256,
+           _hp(256, dec=[1024, 1024], free_bits=256, max_beta=0.2, **_BIG16),
+           'hierarchical'),
+    Config('flat-trio_16bar', '16-bar trio, flat decoder', _TRIO, 256,
+           _hp(256, dec=[2048, 2048, 2048], free_bits=0, max_beta=1.0, batch_size=256,
+               **_BIG16)),
+    Config('hierdec-trio_16bar', '16-bar trio, hierarchical decoder', _TRIO, 256,
+           _hp(256, dec=[1024, 1024], free_bits=256, max_beta=0.2, batch_size=256,
+               **_BIG16), 'hierarchical'),
+    # Presets sized to train in about an hour on two CPU cores (batch 64).
+    Config('cat-mel_2bar_cpu', '2-bar melody, flat decoder sized for CPU training', _MEL2, 32,
+           _hp(32, 64, [256], [128, 128], 0, 0.2, 0.9999, sampling=1000, batch_size=64)),
+    Config('cat-drums_2bar_cpu', '2-bar drums, flat decoder sized for CPU training',
+           _drums(2), 32,
+           _hp(32, 64, [256], [128, 128], 48, 0.2, 0.0, sampling=1000, batch_size=64)),
+    Config('hierdec-mel_16bar_cpu', '16-bar melody, hierarchical decoder sized for CPU',
+           _melody(16), 256,
+           _hp(256, 64, [128], [128, 128], 64, 0.2, 0.0, batch_size=32), 'hierarchical'),
+    # Tiny models for tests: every family, seconds to build and run.
+    Config('tiny-mel_2bar', 'test-sized 2-bar melody model', _MEL2, 32,
+           _hp(32, 8, [16], [16, 16], 0, 0.2, 0.99, sampling=1000, batch_size=8)),
+    Config('tiny-mel_2bar_chords', 'test-sized 2-bar melody model with chords',
+           _melody(2, valid_programs=MEL_PROGRAMS, chord_encoding='triad'), 32,
+           _hp(32, 8, [16], [16, 16], batch_size=8)),
+    Config('tiny-drums_2bar', 'test-sized 2-bar drums model', _drums(2), 32,
+           _hp(32, 8, [16], [16, 16], 4, 0.2, batch_size=8)),
+    Config('tiny-hierdec-mel_16bar', 'test-sized 16-bar hierarchical melody model',
+           _melody(16), 256, _hp(256, 8, [16, 12], [16, 12], batch_size=4), 'hierarchical'),
+    Config('tiny-hierdec-drums_16bar', 'test-sized 16-bar hierarchical drums model',
+           _drums(16), 256, _hp(256, 8, [16], [16], batch_size=4), 'hierarchical'),
+    Config('tiny-flat-trio_16bar', 'test-sized 16-bar flat trio model', _TRIO, 256,
+           _hp(256, 8, [16], [16], batch_size=4)),
+    Config('tiny-hierdec-trio_16bar', 'test-sized 16-bar hierarchical trio model', _TRIO, 256,
+           _hp(256, 8, [16], [16, 12], batch_size=4), 'hierarchical'),
+    Config('tiny-hierdec-trio_2bar', 'test-sized 2-bar hierarchical trio model',
+           _spec('trio', slice_bars=2, gap_bars=2, max_bars=1024), 32,
+           _hp(32, 8, [16], [16, 16], batch_size=4), 'hierarchical'),
 ]}
 
 
