@@ -134,6 +134,8 @@ def build_parser():
   _add_prepare(sub)
   _add_corpus(sub)
   _add_inspect(sub)
+  from mvae_tf.model import magenta_import  # numpy only; TF is imported when run
+  magenta_import.add_import_magenta_parser(sub)
   return parser
 
 

@@ -1,0 +1,1 @@
+"""The MusicVAE model family (imports TensorFlow)."""

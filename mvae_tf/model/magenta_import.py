@@ -1,0 +1,216 @@
+"""Import a checkpoint of Magenta's TF1 MusicVAE into our model.
+
+Layout of the reference (names under the TF1 scopes):
+  encoder/cell_L/bidirectional_rnn/{fw,bw}/multi_rnn_cell/cell_0/lstm_cell/{kernel,bias}
+  encoder/{mu,sigma}/{kernel,bias}
+  flat:  decoder/multi_rnn_cell/cell_L/lstm_cell/*, decoder/z_to_initial_state/*,
+         decoder/output_projection/*
+  hier:  decoder/hierarchical_level_0/cell_L/lstm_cell/*, .../initial_state/*;
+         core decoder as the flat one under core_decoder/ (trio:
+         core_decoder/core_decoder_i/)
+An LSTMBlockCell kernel is [input + units, 4 * units] over concat[x, h], gate
+blocks i, j, f, o, with the forget bias 1.0 added at run time. Keras layout:
+kernel rows for x, recurrent_kernel rows for h, blocks i, f, c(j), o, and the
+1.0 stored in the bias.
+
+Adam slots (`.../Adam`, `.../Adam_1`), `beta1_power`, `beta2_power` and
+`global_step` are ignored; any other unknown or missing variable is an error
+naming it.
+
+The `mvae import-magenta` subcommand is `add_import_magenta_parser`.
+"""
+
+import os
+import re
+
+import numpy as np
+
+_IGNORED = re.compile(r'(^|/)(Adam(_\d+)?|beta[12]_power|global_step)$|/Adam(_\d+)?$')
+
+
+class ImportError_(ValueError):
+  """A checkpoint that does not fit the model (names the variables)."""
+
+
+def _reorder(blocks):
+  """Columns in blocks i, j, f, o -> i, f, j, o (Keras' i, f, c, o)."""
+  i, j, f, o = np.split(blocks, 4, axis=-1)
+  return np.concatenate([i, f, j, o], axis=-1)
+
+
+def lstm_to_keras(kernel, bias, input_size):
+  """A TF1 LSTMBlockCell (kernel, bias) -> Keras (kernel, recurrent_kernel, bias)."""
+  kernel = _reorder(kernel)
+  bias = _reorder(bias).copy()
+  units = bias.shape[0] // 4
+  bias[units:2 * units] += 1.0
+  return kernel[:input_size], kernel[input_size:], bias
+
+
+def _stack_targets(stack, prefixes):
+  """(our LSTMStack, TF1 lstm_cell scope per layer) -> list of assignments."""
+  out = []
+  for layer, prefix in enumerate(prefixes):
+    out.append(('lstm', stack, layer, prefix))
+  return out
+
+
+def _dense(kernel_var, bias_var, prefix):
+  return [('dense', kernel_var, prefix + '/kernel'), ('dense', bias_var, prefix + '/bias')]
+
+
+def _flat_decoder_targets(decoder, prefix):
+  n = len(decoder.rnn_sizes)
+  out = _stack_targets(decoder.cell, ['%s/multi_rnn_cell/cell_%d/lstm_cell' % (prefix, l)
+                                      for l in range(n)])
+  if decoder.z_size:
+    out += _dense(decoder.initial_state_kernel, decoder.initial_state_bias,
+                  prefix + '/z_to_initial_state')
+  out += _dense(decoder.output_kernel, decoder.output_bias, prefix + '/output_projection')
+  return out
+
+
+def assignments(model):
+  """Every (kind, target, ..., TF1 name) our model needs, in a fixed order."""
+  enc = model.encoder
+  out = []
+  for i in range(len(enc.rnn_sizes)):
+    for direction, layers in (('fw', enc.forward_layers), ('bw', enc.backward_layers)):
+      out += _stack_targets(layers[i], [
+          'encoder/cell_%d/bidirectional_rnn/%s/multi_rnn_cell/cell_0/lstm_cell'
+          % (i, direction)])
+  out += _dense(enc.mu_kernel, enc.mu_bias, 'encoder/mu')
+  out += _dense(enc.sigma_kernel, enc.sigma_bias, 'encoder/sigma')
+  dec = model.decoder
+  if model.decoder_type == 'flat':
+    out += _flat_decoder_targets(dec, 'decoder')
+  else:
+    out += _stack_targets(dec.conductor, [
+        'decoder/hierarchical_level_0/cell_%d/lstm_cell' % l for l in range(len(dec.rnn_sizes))])
+    out += _dense(dec.conductor_initial_kernel, dec.conductor_initial_bias,
+                  'decoder/hierarchical_level_0/initial_state')
+    if len(dec.core_decoders) == 1:
+      out += _flat_decoder_targets(dec.core_decoders[0], 'core_decoder/decoder')
+    else:
+      for i, core in enumerate(dec.core_decoders):
+        out += _flat_decoder_targets(core, 'core_decoder/core_decoder_%d/decoder' % i)
+  return out
+
+
+def resolve_checkpoint(path):
+  """A checkpoint prefix from a directory (its `checkpoint` file) or a prefix."""
+  import tensorflow as tf
+  if os.path.isdir(path):
+    prefix = tf.train.latest_checkpoint(path)
+    if prefix is None:
+      raise ImportError_('%s: no checkpoint in this directory (expected a `checkpoint` file '
+                         'or model.ckpt.index)' % path)
+    return prefix
+  if not os.path.exists(path + '.index'):
+    raise ImportError_('%s: not a checkpoint (no %s.index)' % (path, path))
+  return path
+
+
+def load_magenta_checkpoint(model, checkpoint):
+  """Assign a Magenta TF1 checkpoint's weights to `model` (a MusicVAE).
+
+  Returns the checkpoint's global_step (or None). Raises ImportError_ naming
+  missing, unknown and mis-shaped variables.
+  """
+  import tensorflow as tf
+  prefix = resolve_checkpoint(checkpoint)
+  reader = tf.train.load_checkpoint(prefix)
+  shapes = reader.get_variable_to_shape_map()
+  model_names = {k for k in shapes if not _IGNORED.search(k)}
+  plan = assignments(model)
+  needed = set()
+  for item in plan:
+    if item[0] == 'lstm':
+      needed |= {item[3] + '/kernel', item[3] + '/bias'}
+    else:
+      needed.add(item[2])
+  missing = sorted(needed - model_names)
+  unknown = sorted(model_names - needed)
+  problems = []
+  if missing:
+    problems.append('missing from the checkpoint: %s' % ', '.join(missing))
+  if unknown:
+    problems.append('in the checkpoint but not in a %s model: %s' % (
+        model.config_name or model.decoder_type, ', '.join(unknown)))
+  values = []
+  if not problems:
+    for item in plan:
+      if item[0] == 'lstm':
+        _, stack, layer, scope = item
+        kernel = reader.get_tensor(scope + '/kernel')
+        bias = reader.get_tensor(scope + '/bias')
+        in_size = stack.kernels[layer].shape[0]
+        want = (in_size + stack.units[layer], 4 * stack.units[layer])
+        if kernel.shape != want or bias.shape != (want[1],):
+          problems.append('%s/kernel has shape %s, the model needs %s' % (
+              scope, list(kernel.shape), list(want)))
+          continue
+        k, rk, b = lstm_to_keras(kernel, bias, in_size)
+        values += [(stack.kernels[layer], k), (stack.recurrent_kernels[layer], rk),
+                   (stack.biases[layer], b)]
+      else:
+        _, var, name = item
+        value = reader.get_tensor(name)
+        if tuple(value.shape) != tuple(var.shape):
+          problems.append('%s has shape %s, the model needs %s' % (
+              name, list(value.shape), list(var.shape)))
+          continue
+        values.append((var, value))
+  if problems:
+    raise ImportError_('%s: does not fit config %s (%s); check --config and --hparams '
+                       '(sizes such as enc_rnn_size=[..],dec_rnn_size=[..],z_size=..)' % (
+                           checkpoint, model.config_name, '; '.join(problems)))
+  for var, value in values:
+    var.assign(value.astype(np.float32))
+  step = reader.get_tensor('global_step') if 'global_step' in shapes else None
+  return None if step is None else int(step)
+
+
+def import_magenta(config_name, checkpoint, output_dir, hparams_overrides=''):
+  """Build config `config_name` (+ overrides), load `checkpoint`, save to `output_dir`.
+
+  Writes output_dir/model.keras and output_dir/config.json atomically.
+  Returns the model.
+  """
+  from mvae_tf.model.trained_model import save_model
+  from mvae_tf.model.vae import MusicVAE
+  model = MusicVAE.from_config_name(config_name, hparams_overrides)
+  step = load_magenta_checkpoint(model, checkpoint)
+  save_model(model, output_dir, extra={'imported_from': os.path.abspath(checkpoint),
+                                       'global_step': step})
+  return model
+
+
+def add_import_magenta_parser(subparsers):
+  """Register `mvae import-magenta` on an argparse subparsers object."""
+  p = subparsers.add_parser(
+      'import-magenta', help="convert a checkpoint of Magenta's MusicVAE to our format",
+      description="Loads a TF1 checkpoint written by Magenta's MusicVAE (with or without "
+                  'Adam slots) into the model of --config and saves it as DIR/model.keras '
+                  '(+ config.json). Sizes must match: pass the --hparams the checkpoint was '
+                  'trained with.')
+  p.add_argument('--config', required=True, help='config name, e.g. cat-mel_2bar_small')
+  p.add_argument('--checkpoint', required=True, metavar='CKPT',
+                 help='checkpoint prefix (…/model.ckpt-NNN) or its directory')
+  p.add_argument('--hparams', default='', metavar='KEY=VALUE,...',
+                 help='hparam overrides, reference names, e.g. z_size=16,dec_rnn_size=[48,48]')
+  p.add_argument('--output', required=True, metavar='DIR')
+  p.set_defaults(func=run_import_magenta)
+  return p
+
+
+def run_import_magenta(args):
+  from mvae_tf import cli
+  try:
+    from mvae_tf import configs
+    configs.get_config(args.config)
+    import_magenta(args.config, args.checkpoint, args.output, args.hparams)
+  except ValueError as e:
+    raise cli.UserError(str(e)) from None
+  print('wrote %s' % os.path.join(args.output, 'model.keras'))
+  return 0

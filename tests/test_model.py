@@ -1,0 +1,271 @@
+"""The model family at tiny sizes: shapes, the step, hierarchy, objective, training."""
+
+import math
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip('tensorflow')
+import keras  # noqa: E402
+
+from mvae_tf import configs  # noqa: E402
+from mvae_tf.model import vae as vae_lib  # noqa: E402
+from mvae_tf.model.decoders import CategoricalLSTMDecoder, HierarchicalLSTMDecoder  # noqa: E402
+from mvae_tf.model.encoder import BidirectionalLSTMEncoder  # noqa: E402
+from mvae_tf.model.lstm import LSTMStack  # noqa: E402
+from mvae_tf.model.vae import MusicVAE  # noqa: E402
+
+TINY = ['tiny-mel_2bar', 'tiny-mel_2bar_chords', 'tiny-drums_2bar', 'tiny-hierdec-mel_16bar',
+        'tiny-hierdec-drums_16bar', 'tiny-flat-trio_16bar', 'tiny-hierdec-trio_16bar']
+
+
+def make_batch(model, batch_size=3, vocab=512, seed=0, length=None):
+  """A batch of period-4 patterns: one-hot per part, drums' 10-bit roll as input."""
+  rng = np.random.default_rng(seed)
+  steps = model.hparams.max_seq_len
+  parts = []
+  for depth in model.output_depths:
+    pattern = rng.integers(0, min(depth, vocab), (batch_size, 4))
+    parts.append(np.eye(depth, dtype=bool)[np.tile(pattern, (1, steps // 4))])
+  outputs = np.concatenate(parts, -1)
+  inputs = outputs
+  if model.input_depth == 10:  # drums: 9 class bits + "no hit"
+    label = outputs.argmax(-1)
+    inputs = np.concatenate([(label[..., None] >> np.arange(9)) & 1, (label == 0)[..., None]],
+                            -1).astype(bool)
+  controls = np.zeros((batch_size, steps, model.control_depth), bool)
+  if model.control_depth:
+    controls[np.arange(batch_size)[:, None], np.arange(steps)[None, :],
+             rng.integers(0, model.control_depth, (batch_size, 1))] = True
+  lengths = np.full([batch_size], steps if length is None else length, np.int32)
+  return inputs, outputs, controls, lengths
+
+
+@pytest.mark.parametrize('name', TINY)
+def test_shapes_of_every_family(name):
+  model = MusicVAE.from_config_name(name)
+  inputs, outputs, controls, lengths = batch = make_batch(model)
+  steps, z_size = model.hparams.max_seq_len, model.hparams.z_size
+  mu, sigma = model.encode(inputs, lengths, controls)
+  assert mu.shape == sigma.shape == (3, z_size) and np.all(sigma.numpy() > 0)
+  logits = model.teacher_forced_logits(outputs, mu, controls)
+  assert logits.shape == (3, steps, sum(model.output_depths))
+  indices, sample_logits = model.sample(mu, steps, controls=controls)
+  assert indices.shape == (3, steps, len(model.output_depths))
+  assert sample_logits.shape == logits.shape
+  loss, metrics = model.compute_loss(batch, 10)
+  assert np.isfinite(loss.numpy()) and 0 <= metrics['accuracy'] <= 1
+
+
+def test_encoder_ignores_steps_past_the_length():
+  model = MusicVAE.from_config_name('tiny-mel_2bar')
+  inputs, _, _, _ = make_batch(model, 2)
+  lengths = np.array([32, 20], np.int32)
+  changed = inputs.copy()
+  changed[1, 20:] = np.eye(90, dtype=bool)[5]
+  a = model.encode(inputs, lengths)[0].numpy()
+  b = model.encode(changed, lengths)[0].numpy()
+  np.testing.assert_array_equal(a, b)
+  changed[1, 19] = np.eye(90, dtype=bool)[7]
+  assert not np.allclose(a[1], model.encode(changed, lengths)[0].numpy()[1])
+
+
+@pytest.mark.parametrize('name', ['tiny-mel_2bar', 'tiny-flat-trio_16bar', 'tiny-hierdec-mel_16bar',
+                                  'tiny-hierdec-trio_16bar'])
+def test_teacher_forcing_on_a_greedy_decode_gives_its_logits(name):
+  """The loops share one step: feeding a free-running decode back in reproduces it."""
+  model = MusicVAE.from_config_name(name)
+  z = tf.random.stateless_normal([2, model.hparams.z_size], [1, 2])
+  indices, logits = model.sample(z, model.hparams.max_seq_len)
+  onehot = np.concatenate([np.eye(d, dtype=bool)[indices.numpy()[..., p]]
+                           for p, d in enumerate(model.output_depths)], -1)
+  np.testing.assert_allclose(model.teacher_forced_logits(onehot, z).numpy(), logits.numpy(),
+                             atol=1e-5)
+  np.testing.assert_array_equal(
+      indices.numpy(), np.stack([np.split(logits.numpy(), np.cumsum(model.output_depths)[:-1],
+                                          -1)[p].argmax(-1) for p in range(len(
+                                              model.output_depths))], -1))
+
+
+def test_step_from_raw_inputs_matches_the_first_teacher_forced_step():
+  model = MusicVAE.from_config_name('tiny-mel_2bar_chords')
+  _, outputs, controls, _ = make_batch(model, 2)
+  z = tf.random.stateless_normal([2, 8], [3, 4])
+  logits = model.teacher_forced_logits(outputs, z, controls)
+  dec = model.decoder
+  step_logits, _ = dec.step_inputs(tf.zeros([2, 90]), z, dec.initial_state(z),
+                                   controls=controls[:, 0])
+  np.testing.assert_allclose(step_logits.numpy(), logits.numpy()[:, 0], atol=1e-5)
+
+
+def test_hierarchical_bars_depend_only_on_their_own_inputs_and_the_previous_last_token():
+  model = MusicVAE.from_config_name('tiny-hierdec-mel_16bar')
+  _, outputs, _, _ = make_batch(model, 1)
+  z = tf.random.stateless_normal([1, 8], [5, 6])
+  base = model.teacher_forced_logits(outputs, z).numpy()[0]
+
+  def changed_steps(step):
+    targets = outputs.copy()
+    targets[0, step] = np.roll(targets[0, step], 1)
+    diff = np.abs(model.teacher_forced_logits(targets, z).numpy()[0] - base).max(-1)
+    return set(np.nonzero(diff > 1e-6)[0])
+
+  # A target inside bar 2 is the input of the next steps of bar 2 only.
+  assert changed_steps(32 + 5) == set(range(32 + 6, 48))
+  # The last target of bar 2 is the first input of bar 3, and reaches all of bar 3 only.
+  assert changed_steps(47) == set(range(48, 64))
+  # The last step of the sequence is nobody's input.
+  assert changed_steps(255) == set()
+
+
+def test_hierarchical_embedding_per_bar_initialises_each_core_decoder():
+  model = MusicVAE.from_config_name('tiny-hierdec-mel_16bar')
+  dec = model.decoder
+  z = tf.random.stateless_normal([2, 8], [7, 8])
+  emb = dec.embeddings(z)
+  assert emb.shape == (2, 16, 12)
+  _, logits = model.sample(z, 256)
+  core = dec.core_decoders[0]
+  idx, bar_logits, _ = core.sample(emb[:, 0], 16)
+  np.testing.assert_allclose(bar_logits.numpy(), logits.numpy()[:, :16], atol=1e-6)
+
+
+def test_scheduled_sampling_at_probability_zero_is_teacher_forcing():
+  model = MusicVAE.from_config_name('tiny-drums_2bar')
+  _, outputs, _, _ = make_batch(model, 2)
+  z = tf.random.stateless_normal([2, 8], [1, 1])
+  a = model.teacher_forced_logits(outputs, z).numpy()
+  b = model.teacher_forced_logits(outputs, z, sampling_probability=tf.constant(0.0),
+                                  seed=[1, 2]).numpy()
+  np.testing.assert_allclose(a, b, atol=1e-6)
+  c = model.teacher_forced_logits(outputs, z, sampling_probability=tf.constant(1.0),
+                                  seed=[1, 2]).numpy()
+  np.testing.assert_allclose(a[:, 0], c[:, 0], atol=1e-6)  # t=0 never sampled
+  assert not np.allclose(a[:, 1:], c[:, 1:])
+
+
+def test_schedules_follow_the_reference_formulas():
+  hp = configs.get_config('cat-mel_2bar_small').hparams
+  assert float(vae_lib.beta(hp, 0)) == 0.0
+  np.testing.assert_allclose(float(vae_lib.beta(hp, 100000)), (1 - 0.99999**100000) * 0.2,
+                             rtol=1e-5)
+  np.testing.assert_allclose(float(vae_lib.sampling_probability(hp, 5000)),
+                             1 - 1000 / (1000 + math.exp(5)), rtol=1e-6)
+  assert float(vae_lib.sampling_probability(hp, 10**7)) == 1.0
+  np.testing.assert_allclose(float(vae_lib.learning_rate(hp, 20000)),
+                             (1e-3 - 1e-5) * 0.9999**20000 + 1e-5, rtol=1e-5)
+  drums = configs.get_config('cat-drums_2bar_small').hparams
+  assert float(vae_lib.beta(drums, 7)) == pytest.approx(0.2)
+  constant = configs.get_config('hierdec-mel_16bar').hparams
+  assert float(vae_lib.sampling_probability(constant, 123)) == 0.0
+
+
+def test_loss_is_reconstruction_plus_beta_times_kl_above_free_bits():
+  model = MusicVAE.from_config_name('tiny-drums_2bar', 'free_bits=2,max_beta=0.5,beta_rate=0.9')
+  batch = make_batch(model, 4)
+  loss, m = model.compute_loss(batch, 3, training=False, seed=[4, 4])
+  mu, sigma = model.encode(batch[0], batch[3])
+  kl = 0.5 * tf.reduce_sum(mu**2 + sigma**2 - 1 - 2 * tf.math.log(sigma), -1).numpy()
+  beta = (1 - 0.9**3) * 0.5
+  expected_kl = np.maximum(kl - 2 * math.log(2), 0).mean()
+  np.testing.assert_allclose(m['kl_loss'].numpy(), expected_kl, rtol=1e-5)
+  np.testing.assert_allclose(loss.numpy(), m['r_loss'].numpy() + beta * expected_kl, rtol=1e-5)
+  np.testing.assert_allclose(m['kl_bits'].numpy(), kl.mean() / math.log(2), rtol=1e-5)
+
+
+def test_reconstruction_loss_counts_only_real_steps():
+  logits = tf.random.stateless_normal([2, 6, 5], [1, 2])
+  targets = np.eye(5, dtype=bool)[np.arange(12).reshape(2, 6) % 5]
+  full, _, _ = vae_lib.reconstruction_loss(logits, targets, [6, 6], [5])
+  short, _, _ = vae_lib.reconstruction_loss(logits, targets, [6, 3], [5])
+  ce = tf.nn.softmax_cross_entropy_with_logits(targets.astype(np.float32), logits).numpy()
+  np.testing.assert_allclose(full.numpy(), ce.sum(1), rtol=1e-6)
+  np.testing.assert_allclose(short.numpy()[1], ce[1, :3].sum(), rtol=1e-6)
+
+
+def test_a_step_with_a_huge_gradient_is_skipped():
+  model = MusicVAE.from_config_name('tiny-mel_2bar', 'grad_norm_clip_to_zero=1e-6')
+  optimizer = vae_lib.make_optimizer(model.hparams)
+  before = [v.numpy() for v in model.trainable_variables]
+  metrics = vae_lib.train_step(model, optimizer, make_batch(model), 0)
+  assert bool(metrics['skipped'])
+  for v, b in zip(model.trainable_variables, before):
+    np.testing.assert_array_equal(v.numpy(), b)
+
+
+@pytest.mark.parametrize('name', ['tiny-mel_2bar', 'tiny-drums_2bar', 'tiny-hierdec-trio_2bar'])
+def test_tiny_model_overfits_a_fixed_batch(name):
+  keras.utils.set_random_seed(0)
+  model = MusicVAE.from_config_name(
+      name, 'learning_rate=0.02,decay_rate=1.0,max_beta=0.0,sampling_schedule=constant,'
+            'sampling_rate=0')
+  inputs, outputs, controls, lengths = batch = make_batch(model, 4, vocab=512)
+  optimizer = vae_lib.make_optimizer(model.hparams)
+  step_fn = tf.function(lambda b, s: vae_lib.train_step(model, optimizer, b, s,
+                                                        seed=tf.stack([s, 7])))
+  batch = tuple(tf.constant(x) for x in batch)
+  accuracy = 0.0
+  for step in range(800):
+    step_fn(batch, tf.constant(step))
+    if step % 50 == 49:
+      logits = model(batch).numpy()  # teacher-forced, z = mu
+      splits = np.cumsum(model.output_depths)[:-1]
+      accuracy = np.mean([(lg.argmax(-1) == tg.argmax(-1)).mean() for lg, tg in zip(
+          np.split(logits, splits, -1), np.split(outputs, splits, -1))])
+      if accuracy == 1.0:
+        break
+  assert accuracy == 1.0
+
+
+@pytest.mark.parametrize('layer', [
+    LSTMStack(5, [4, 3]), BidirectionalLSTMEncoder(7, [4, 3], 2),
+    CategoricalLSTMDecoder([5, 6], [4], 3, control_depth=2),
+    HierarchicalLSTMDecoder([5, 6], [4, 3], 3, num_bars=2, steps_per_bar=4)],
+    ids=lambda l: type(l).__name__)
+def test_layers_round_trip_through_their_config(layer):
+  clone = type(layer).from_config(layer.get_config())
+  assert clone.get_config() == layer.get_config()
+  assert [v.shape for v in clone.weights] == [v.shape for v in layer.weights]
+
+
+def test_keras_save_and_load_give_identical_outputs(tmp_path):
+  from mvae_tf.model.trained_model import TrainedModel, save_model
+  model = MusicVAE.from_config_name('tiny-hierdec-trio_16bar')
+  save_model(model, tmp_path / 'saved')
+  loaded = TrainedModel.load(str(tmp_path / 'saved'))
+  assert loaded.model.get_config() == model.get_config()
+  for a, b in zip(model.weights, loaded.model.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  original = TrainedModel(model)
+  inputs, outputs, _, lengths = make_batch(model, 2)
+  for a, b in zip(original.encode_tensors(inputs, lengths, seed=3),
+                  loaded.encode_tensors(inputs, lengths, seed=3)):
+    np.testing.assert_array_equal(a, b)
+  z = original.encode_tensors(inputs, lengths, seed=3)[0]
+  np.testing.assert_array_equal(original.teacher_forced_logits(outputs, lengths, z),
+                                loaded.teacher_forced_logits(outputs, lengths, z))
+  np.testing.assert_array_equal(original.decode_tensors(z, 256, temperature=1.0, seed=5),
+                                loaded.decode_tensors(z, 256, temperature=1.0, seed=5))
+  assert loaded.decode_tensors(z, 256).shape == (2, 256, 692)
+
+
+def test_checkpoint_with_optimizer_state_resumes_exactly(tmp_path):
+  batch = None
+  results = []
+  for restore in (False, True):
+    keras.utils.set_random_seed(1)
+    model = MusicVAE.from_config_name('tiny-mel_2bar')
+    optimizer = vae_lib.make_optimizer(model.hparams, model)
+    batch = batch or make_batch(model, 2)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    if restore:
+      ckpt.restore(str(tmp_path / 'ckpt-1')).assert_consumed()
+      assert int(optimizer.iterations) == 2
+    else:
+      for step in range(2):
+        vae_lib.train_step(model, optimizer, batch, step, seed=[step, 1])
+      assert ckpt.save(str(tmp_path / 'ckpt')) == str(tmp_path / 'ckpt-1')
+    vae_lib.train_step(model, optimizer, batch, 2, seed=[2, 1])
+    results.append([v.numpy() for v in model.weights + optimizer.variables])
+  for a, b in zip(*results):
+    np.testing.assert_array_equal(a, b)
