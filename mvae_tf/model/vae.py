@@ -74,14 +74,52 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
                 min_learning_rate=self.min_learning_rate)
 
 
+@keras.saving.register_keras_serializable(package='mvae_tf')
+class Adam(keras.optimizers.Adam):
+  """Adam that takes gradients already summed over replicas and can skip a step.
+
+  `apply_if(ok, grads, variables)` applies the update only where the scalar
+  bool `ok` holds (moments and weights unchanged otherwise; `iterations`
+  counts every call, so it is the global step of the schedules). The
+  decision must sit inside the per-variable update: a tf.cond around
+  `apply_gradients` in a replica context is not allowed under
+  MirroredStrategy (merge_call in control flow). Gradients are summed over
+  replicas by `train_step`, which needs the sum for the global norm, so the
+  optimizer must not sum them again.
+  """
+
+  _apply_ok = None
+
+  def _all_reduce_sum_gradients(self, grads_and_vars):
+    return list(grads_and_vars)
+
+  def apply_if(self, ok, grads, variables):
+    self._apply_ok = ok
+    try:
+      self.apply_gradients(zip(grads, variables))
+    finally:
+      self._apply_ok = None
+
+  def update_step(self, gradient, variable, learning_rate):
+    if self._apply_ok is None:
+      return super().update_step(gradient, variable, learning_rate)
+    parent = super()
+
+    def update():
+      parent.update_step(gradient, variable, learning_rate)
+      return tf.constant(True)
+
+    tf.cond(self._apply_ok, update, lambda: tf.constant(False))
+
+
 def make_optimizer(hparams, model=None):
   """Adam with the reference's exponential decay (clipping is done in train_step).
 
   With `model`, its slots are created now, so that a tf.train.Checkpoint of
   (model, optimizer) restores the optimizer state before the first step.
   """
-  optimizer = keras.optimizers.Adam(LearningRate(hparams.learning_rate, hparams.decay_rate,
-                                                 hparams.min_learning_rate))
+  optimizer = Adam(LearningRate(hparams.learning_rate, hparams.decay_rate,
+                                hparams.min_learning_rate))
   if model is not None:
     optimizer.build(model.trainable_variables)
   return optimizer
@@ -235,19 +273,22 @@ class MusicVAE(keras.Model):
 
   # --- The objective. ---
 
-  def compute_loss(self, batch, step=0, training=True, seed=None):
+  def compute_loss(self, batch, step=0, training=True, seed=None, noise=None):
     """(loss, metrics dict) of a batch at training step `step`.
 
     training: z is drawn from q(z|x) and scheduled sampling applies (as in the
     reference's training graph); else z is drawn from q and the decoder is
-    teacher-forced. `seed` ([2] ints) makes z and sampling reproducible.
+    teacher-forced. `seed` ([2] ints) makes z and sampling reproducible;
+    `noise` [B, z_size], if given, is the standard normal draw behind z.
     """
     hp = self.hparams
     inputs, outputs, controls, lengths = _unpack(batch)
     lengths = tf.cast(lengths, tf.int32)
     mu, sigma = self.encode(inputs, lengths, controls)
     q = self.posterior(mu, sigma)
-    if seed is not None:
+    if noise is not None:
+      z = mu + sigma * noise
+    elif seed is not None:
       z = mu + sigma * tf.random.stateless_normal(tf.shape(mu), seed)
     else:
       z = q.sample()
@@ -276,31 +317,34 @@ class MusicVAE(keras.Model):
     return loss, metrics
 
 
-def train_step(model, optimizer, batch, step, seed=None):
+def train_step(model, optimizer, batch, step, seed=None, noise=None):
   """One optimisation step; returns metrics (with grad_norm and skipped).
 
-  Gradients are clipped (global norm or value, hparams.clip_mode, grad_clip);
-  a step whose global norm is not finite or at least grad_norm_clip_to_zero
-  (1e4) is skipped. Wrap in tf.function for speed.
+  Works alone or inside a tf.distribute replica function: each replica's
+  gradient is of its mean loss divided by the number of replicas, and the
+  gradients are summed over replicas here, so the update is that of the
+  global batch's mean loss. They are then clipped (global norm or value,
+  hparams.clip_mode, grad_clip); a step whose global norm is not finite or
+  at least grad_norm_clip_to_zero (1e4) is skipped. `optimizer` is our
+  `Adam` (make_optimizer). Wrap in tf.function for speed.
   """
   hp = model.hparams
+  context = tf.distribute.get_replica_context()
+  num_replicas = context.num_replicas_in_sync
   variables = model.trainable_variables
   with tf.GradientTape() as tape:
-    loss, metrics = model.compute_loss(batch, step, training=True, seed=seed)
-  grads = tape.gradient(loss, variables)
+    loss, metrics = model.compute_loss(batch, step, training=True, seed=seed, noise=noise)
+    scaled_loss = loss / num_replicas
+  grads = tape.gradient(scaled_loss, variables)
   grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
            for g, v in zip(grads, variables)]
+  if num_replicas > 1:
+    grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
   norm = tf.linalg.global_norm(grads)
   if hp.clip_mode == 'global_norm':
     grads, _ = tf.clip_by_global_norm(grads, hp.grad_clip, use_norm=norm)
   else:
     grads = [tf.clip_by_value(g, -hp.grad_clip, hp.grad_clip) for g in grads]
   ok = tf.logical_and(tf.math.is_finite(norm), norm < hp.grad_norm_clip_to_zero)
-
-  def apply():
-    optimizer.apply_gradients(zip(grads, variables))
-    return tf.constant(False)
-
-  skipped = tf.cond(ok, apply, lambda: tf.constant(True))
-  metrics = dict(metrics, grad_norm=norm, skipped=skipped)
-  return metrics
+  optimizer.apply_if(ok, grads, variables)
+  return dict(metrics, grad_norm=norm, skipped=tf.logical_not(ok))
