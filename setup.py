@@ -10,6 +10,8 @@ INSTALL_REQUIRES = [
     # tfp.distributions.
     'tensorflow-probability==0.25.*',
     'tf-keras==2.21.*',
+    # tf.summary (mvae train's TensorBoard summaries); tensorflow no longer pulls it in.
+    'tensorboard==2.21.*',
     'note-seq==0.0.5',
     # protobuf 7 breaks parts of note-seq.
     'protobuf==6.33.*',

@@ -136,6 +136,10 @@ def build_parser():
   _add_inspect(sub)
   from mvae_tf.model import magenta_import  # numpy only; TF is imported when run
   magenta_import.add_import_magenta_parser(sub)
+  from mvae_tf import train  # TF is imported when run
+  train.add_train_parser(sub)
+  from mvae_tf import evaluate
+  evaluate.add_evaluate_parser(sub)
   return parser
 
 

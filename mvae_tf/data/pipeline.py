@@ -71,13 +71,14 @@ def _require_a_window(paths, config):
 
 def get_dataset(config, examples_path, batch_size, mode='train', seed=None,
                 shuffle_buffer=1024, drop_remainder=None, repeat=None,
-                num_parallel_calls=None):
+                num_parallel_calls=None, shard=None):
   """The batched dataset of `config` windows from `examples_path` (one or more TFRecords).
 
   `shuffle_buffer` bounds both shuffles (sequences, then windows; the window
   buffer is also capped at WINDOW_SHUFFLE_BYTES). The first train batch waits
   for the window buffer to fill, which takes several passes over a tiny data
-  set: keep it small there.
+  set: keep it small there. `shard` (count, index) keeps every count-th
+  sequence from the index-th (one input pipeline of several workers).
   """
   if isinstance(config, str):
     config = configs.get_config(config)
@@ -101,6 +102,8 @@ def get_dataset(config, examples_path, batch_size, mode='train', seed=None,
     return tf.data.Dataset.from_tensor_slices((inputs, outputs, controls, lengths))
 
   ds = tf.data.TFRecordDataset(paths)
+  if shard is not None and shard[0] > 1:
+    ds = ds.shard(*shard)
   if training:
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.repeat() if repeat is None else ds.repeat(repeat)

@@ -1,0 +1,349 @@
+"""`mvae train`: training with tf.distribute, resumable, with TensorBoard summaries.
+
+One process trains on its local devices (MirroredStrategy over the GPUs or
+the CPU, `--cpu_replicas N` to split the CPU); several processes described by
+TF_CONFIG train together (MultiWorkerMirroredStrategy). Each replica takes
+global_batch / replicas examples; gradients are of each replica's mean loss
+divided by the number of replicas and summed (vae.train_step), so the update
+is the global batch's whatever the number of replicas.
+
+The global step is the optimizer's `iterations`: it is saved with the
+weights and the Adam moments, so a re-run of the same command resumes at the
+exact step with the same learning rate, beta and sampling probability.
+Checkpoints are written every --checkpoint_every steps, at the end, and on
+SIGINT/SIGTERM; TensorFlow writes each one under a temporary name and then
+updates the `checkpoint` index atomically, so `kill -9` loses at most one
+interval and the index never names a partial checkpoint (should one still
+fail to restore, the previous one is used, with a warning). A checkpoint is
+written only when every weight is finite.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+
+from mvae_tf import runs
+
+SUMMARY_KEYS = ('loss', 'r_loss', 'kl_loss', 'kl_bits', 'beta', 'sampling_probability',
+                'accuracy', 'grad_norm')
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (the message says why and what to do)."""
+
+
+class _Signals:
+  """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.received = None
+    self._old = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._old[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    if self.received is not None:  # a second signal: stop now
+      raise KeyboardInterrupt
+    self.received = signum
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+def _replica_step(model, optimizer, batch, step, seed):
+  """One replica's share of a training step (inside strategy.run)."""
+  import tensorflow as tf
+  from mvae_tf.model import vae
+  context = tf.distribute.get_replica_context()
+  replica = context.replica_id_in_sync_group
+  per_replica = tf.shape(batch[3])[0]
+  # z's noise is drawn for the global batch and sliced, so that one replica and
+  # several see the same z for the same example.
+  noise = tf.random.stateless_normal(
+      [per_replica * context.num_replicas_in_sync, model.hparams.z_size], seed)
+  noise = noise[replica * per_replica:(replica + 1) * per_replica]
+  replica_seed = tf.random.experimental.stateless_fold_in(seed, replica)
+  metrics = vae.train_step(model, optimizer, batch, step, seed=replica_seed, noise=noise)
+  metrics['skipped'] = tf.cast(metrics['skipped'], tf.float32)
+  return metrics
+
+
+def make_train_step(strategy, model, optimizer, seed=0):
+  """A tf.function (distributed batch) -> metrics averaged over replicas."""
+  import tensorflow as tf
+  from mvae_tf.model import vae
+
+  def step_on(batch):
+    step = tf.convert_to_tensor(optimizer.iterations)
+    step_seed = tf.stack([tf.constant(seed, tf.int32), tf.cast(step, tf.int32)])
+    per_replica = strategy.run(_replica_step, args=(model, optimizer, batch, step, step_seed))
+    metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+               for k, v in per_replica.items()}
+    metrics['learning_rate'] = vae.learning_rate(model.hparams, step)
+    metrics['step'] = step
+    return metrics
+
+  return tf.function(step_on)
+
+
+def _dataset_fn(config, examples_path, global_batch, seed):
+  from mvae_tf.data import pipeline
+
+  def fn(context):
+    return pipeline.get_dataset(
+        config, examples_path, context.get_per_replica_batch_size(global_batch), mode='train',
+        seed=seed + 7919 * context.input_pipeline_id,
+        shard=(context.num_input_pipelines, context.input_pipeline_id))
+  return fn
+
+
+def _all_finite(model):
+  import numpy as np
+  return all(np.isfinite(v.numpy()).all() for v in model.weights)
+
+
+def _restore(checkpoint, run_dir, log):
+  """Restore the newest checkpoint of run_dir that restores; its step, or 0."""
+  prefixes = runs.list_checkpoints(run_dir)
+  failures = []
+  for prefix in prefixes:
+    try:
+      checkpoint.read(prefix).assert_existing_objects_matched()
+    except Exception as e:  # noqa: BLE001 (any failure: try the previous one)
+      failures.append('%s (%s)' % (prefix, str(e).split('\n')[0]))
+      continue
+    if failures:
+      log('warning: could not restore %s; resumed from %s' % ('; '.join(failures), prefix))
+    return runs.checkpoint_step(prefix)
+  if failures:
+    raise TrainingError('no checkpoint of %s restores: %s; pass the --config and --hparams '
+                        'the run was started with, or start a new --run_dir'
+                        % (run_dir, '; '.join(failures)))
+  return 0
+
+
+def make_eval_step(model):
+  """A tf.function (batch, step) -> metrics: teacher-forced, z from q with a fixed seed."""
+  import tensorflow as tf
+  return tf.function(lambda b, s: model.compute_loss(b, s, training=False, seed=[1, 2])[1])
+
+
+def _evaluate(fn, dataset, step, num_batches):
+  """Mean eval metrics over up to num_batches batches."""
+  totals, n = {}, 0
+  for batch in dataset.take(num_batches):
+    metrics = fn(batch, step)
+    for k in SUMMARY_KEYS:
+      if k in metrics:
+        totals[k] = totals.get(k, 0.0) + float(metrics[k])
+    n += 1
+  return {k: v / n for k, v in totals.items()} if n else {}
+
+
+def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_path=None,
+          checkpoint_every=500, keep_checkpoints=5, summary_every=50, eval_batches=8,
+          cpu_replicas=None, seed=0, max_bad_steps=20, progress=True, log=None):
+  """Train `config` in `run_dir` up to global step `num_steps` (resuming if it has checkpoints).
+
+  Returns a dict: start_step, step, interrupted (signal number or None),
+  seconds, steps_per_sec, last metrics.
+  """
+  from mvae_tf import configs
+  from mvae_tf import strategy as strategy_lib
+  log = log or (lambda msg: print(msg, file=sys.stderr))
+  config = configs.get_config(config) if isinstance(config, str) else config
+  config = config.with_hparams(hparams or '')
+  hp = config.hparams
+  info = dict(config=config.name, hparams=hp.to_dict(), hparams_overrides=hparams or '')
+  runs.check_same_run(run_dir, info)
+  from mvae_tf.data import pipeline
+  pipeline.check_examples_path(examples_path)
+  if eval_examples_path:
+    pipeline.check_examples_path(eval_examples_path)
+
+  strategy = strategy_lib.make_strategy(cpu_replicas)
+  replicas = strategy.num_replicas_in_sync
+  if hp.batch_size % replicas:
+    raise TrainingError('batch_size %d does not split over %d replicas; pass --hparams '
+                        'batch_size=N with N a multiple of %d' % (hp.batch_size, replicas,
+                                                                    replicas))
+  chief = strategy_lib.is_chief()
+  with contextlib.ExitStack() as stack:
+    if chief:
+      stack.enter_context(runs.RunLock(run_dir))
+      runs.write_run_info(run_dir, info)
+    return _train(config, run_dir, examples_path, num_steps, eval_examples_path,
+                  checkpoint_every, keep_checkpoints, summary_every, eval_batches, seed,
+                  max_bad_steps, progress, log, strategy, chief)
+
+
+def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkpoint_every,
+           keep_checkpoints, summary_every, eval_batches, seed, max_bad_steps, progress, log,
+           strategy, chief):
+  import tensorflow as tf
+  from mvae_tf import strategy as strategy_lib
+  from mvae_tf.data import pipeline
+  from mvae_tf.model.vae import MusicVAE, make_optimizer
+  hp = config.hparams
+  with strategy.scope():
+    model = MusicVAE.from_config_name(config)
+    optimizer = make_optimizer(hp, model)
+    checkpoint = runs.make_checkpoint(model, optimizer)
+  start = _restore(checkpoint, run_dir, log)
+  if start:
+    log('resuming %s from step %d' % (run_dir, start))
+  if start >= num_steps:
+    log('%s is already at step %d (--num_steps %d): nothing to do' % (run_dir, start, num_steps))
+    return dict(start_step=start, step=start, interrupted=None, seconds=0.0,
+                steps_per_sec=0.0, metrics={})
+  # Non-chief workers must take part in saving, into a directory of their own.
+  save_dir = runs.checkpoint_dir(run_dir) if chief else os.path.join(
+      run_dir, '.worker-%d-%d' % (strategy_lib.task()[1], os.getpid()))
+  manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints,
+                                       step_counter=optimizer.iterations)
+
+  data_seed = (seed * 1000003 + start) % (2**31 - 1)
+  dataset = strategy.distribute_datasets_from_function(
+      _dataset_fn(config, examples_path, hp.batch_size, data_seed))
+  iterator = iter(dataset)
+  step_fn = make_train_step(strategy, model, optimizer, seed)
+  eval_data = None
+  if eval_examples_path and chief:
+    eval_data = pipeline.get_dataset(config, eval_examples_path, min(hp.batch_size, 64),
+                                     mode='eval')
+    eval_fn = make_eval_step(model)
+  writers = {}
+  if chief:
+    writers['train'] = tf.summary.create_file_writer(os.path.join(run_dir, 'train'))
+    if eval_data is not None:
+      writers['eval'] = tf.summary.create_file_writer(os.path.join(run_dir, 'eval'))
+
+  def save(step):
+    if not _all_finite(model):
+      raise TrainingError('weights are not finite at step %d; not checkpointed. The last '
+                          'good checkpoint is kept in %s' % (step, runs.checkpoint_dir(run_dir)))
+    manager.save(checkpoint_number=step)
+    if eval_data is not None:
+      metrics = _evaluate(eval_fn, eval_data, step, eval_batches)
+      with writers['eval'].as_default(step=step):
+        for k, v in metrics.items():
+          tf.summary.scalar(k, v)
+      if metrics:
+        log('step %d eval: loss %.3f accuracy %.3f kl %.1f bits' % (
+            step, metrics['loss'], metrics['accuracy'], metrics['kl_bits']))
+
+  bar = None
+  if progress and chief:
+    from tqdm import tqdm
+    bar = tqdm(total=num_steps, initial=start, unit='step', desc='train', file=sys.stderr,
+               dynamic_ncols=True, smoothing=0.1)
+  step, bad, metrics = start, 0, {}
+  t0 = time.perf_counter()
+  window_t, window_steps = t0, 0
+  interrupted = None
+  try:
+    with _Signals() as signals:
+      while step < num_steps:
+        metrics = step_fn(next(iterator))
+        step += 1
+        window_steps += 1
+        loss, skipped = float(metrics['loss']), float(metrics['skipped'])
+        if skipped > 0 or not tf.math.is_finite(loss):
+          bad += 1
+          if bad >= max_bad_steps:
+            raise TrainingError(
+                '%d steps in a row had a non-finite loss or a gradient norm of at least %g '
+                '(last loss %r at step %d); nothing of them was applied or checkpointed. '
+                'Lower the learning rate (--hparams learning_rate=...) or check the data'
+                % (bad, hp.grad_norm_clip_to_zero, loss, step))
+        else:
+          bad = 0
+        if bar is not None:
+          bar.update(1)
+          if step % 10 == 0:
+            bar.set_postfix(loss='%.2f' % loss, acc='%.3f' % float(metrics['accuracy']))
+        if 'train' in writers and (step % summary_every == 0 or step == num_steps):
+          now = time.perf_counter()
+          with writers['train'].as_default(step=step):
+            for k in SUMMARY_KEYS + ('learning_rate',):
+              tf.summary.scalar(k, metrics[k])
+            tf.summary.scalar('steps_per_sec', window_steps / max(now - window_t, 1e-9))
+          window_t, window_steps = now, 0
+        if signals.received is not None:
+          interrupted = signals.received
+          break
+        if step % checkpoint_every == 0 and step < num_steps:
+          save(step)
+      save(step)
+  finally:
+    if bar is not None:
+      bar.close()
+    for w in writers.values():
+      w.flush()
+    if not chief:
+      shutil.rmtree(save_dir, ignore_errors=True)
+  seconds = time.perf_counter() - t0
+  if interrupted is not None:
+    log('stopped by %s at step %d; checkpoint saved, re-run the same command to resume'
+        % (signal.Signals(interrupted).name, step))
+  return dict(start_step=start, step=step, interrupted=interrupted, seconds=seconds,
+              steps_per_sec=(step - start) / max(seconds, 1e-9),
+              metrics={k: float(v) for k, v in metrics.items()})
+
+
+def add_train_parser(subparsers):
+  p = subparsers.add_parser(
+      'train', help='train a model (resumes when RUN_DIR has checkpoints)',
+      description='Trains --config on NoteSequence TFRecords (from `mvae prepare` or `mvae '
+                  'corpus`) up to --num_steps, with tf.distribute over the local devices '
+                  '(or the workers of TF_CONFIG). Re-running the same command resumes.')
+  p.add_argument('--config', required=True, help='config name, e.g. cat-mel_2bar_small')
+  p.add_argument('--run_dir', required=True, metavar='DIR',
+                 help='checkpoints, run.json and TensorBoard summaries go here')
+  p.add_argument('--examples_path', required=True, metavar='FILE.tfrecord', nargs='+')
+  p.add_argument('--eval_examples_path', metavar='FILE.tfrecord', default=None,
+                 help='evaluated at each checkpoint (TensorBoard: RUN_DIR/eval)')
+  p.add_argument('--num_steps', type=int, required=True, help='train up to this global step')
+  p.add_argument('--hparams', default='', metavar='KEY=VALUE,...',
+                 help='overrides with the reference names, e.g. batch_size=64,z_size=128')
+  p.add_argument('--checkpoint_every', type=int, default=500, metavar='STEPS')
+  p.add_argument('--keep_checkpoints', type=int, default=5, metavar='N')
+  p.add_argument('--summary_every', type=int, default=50, metavar='STEPS')
+  p.add_argument('--eval_batches', type=int, default=8, metavar='N')
+  p.add_argument('--cpu_replicas', type=int, default=None, metavar='N',
+                 help='split the CPU into N replicas (testing multi-replica training)')
+  p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--max_bad_steps', type=int, default=20, metavar='N',
+                 help='stop after N steps in a row with a non-finite loss or huge gradient')
+  p.add_argument('--no_progress', action='store_true', help='no progress bar')
+  p.set_defaults(func=run_train)
+  return p
+
+
+def run_train(args):
+  from mvae_tf import cli
+  if args.num_steps <= 0 or args.checkpoint_every <= 0 or args.summary_every <= 0:
+    raise cli.UserError('--num_steps, --checkpoint_every and --summary_every must be positive')
+  try:
+    result = train(args.config, args.run_dir, args.examples_path, args.num_steps,
+                   args.hparams, args.eval_examples_path, args.checkpoint_every,
+                   args.keep_checkpoints, args.summary_every, args.eval_batches,
+                   args.cpu_replicas, args.seed, args.max_bad_steps,
+                   progress=not args.no_progress)
+  except (TrainingError, ValueError, OSError) as e:
+    raise cli.UserError(str(e)) from None
+  if result['interrupted'] is not None:
+    return 128 + result['interrupted']
+  print('trained %s to step %d (%.1f steps/s); checkpoints in %s' % (
+      args.run_dir, result['step'], result['steps_per_sec'], runs.checkpoint_dir(args.run_dir)))
+  return 0

@@ -1,0 +1,253 @@
+"""`mvae train`: replicas, workers on loopback, resuming, signals, bad steps."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from conftest import scale_melody, varied_melody
+from mvae_tf import runs
+from mvae_tf.data import tfrecord
+
+CONFIG = 'tiny-mel_2bar'
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1')
+
+
+@pytest.fixture(scope='module')
+def examples(tmp_path_factory):
+  path = tmp_path_factory.mktemp('train') / 'examples.tfrecord'
+  with tfrecord.AtomicTFRecordWriter(str(path)) as writer:
+    for i in range(6):
+      ns = varied_melody(bars=10) if i % 2 else scale_melody(bars=6, start_pitch=55 + i)
+      writer.write(ns.SerializeToString())
+  return str(path)
+
+
+def _mvae(*args):
+  return [sys.executable, '-m', 'mvae_tf', *args]
+
+
+def _train_args(run_dir, examples, num_steps, *extra):
+  return _mvae('train', '--config', CONFIG, '--run_dir', str(run_dir), '--examples_path',
+               examples, '--num_steps', str(num_steps), '--no_progress', *extra)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _wait_for_checkpoints(run_dir, count, proc, timeout=240):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if proc.poll() is not None:
+      raise AssertionError('training ended early: %s' % proc.communicate()[1][-2000:])
+    if len(runs.list_checkpoints(str(run_dir))) >= count:
+      return runs.list_checkpoints(str(run_dir))
+    time.sleep(0.2)
+  proc.kill()
+  raise AssertionError('no %d checkpoints within %ds' % (count, timeout))
+
+
+_REPLICA_SCRIPT = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from mvae_tf import train
+    from mvae_tf.model.vae import MusicVAE, make_optimizer
+
+    hparams = 'sampling_schedule=constant,sampling_rate=0.0,batch_size=8'
+    rng = np.random.default_rng(0)
+    outputs = np.eye(90, dtype=bool)[rng.integers(0, 90, (8, 32))]
+    lengths = np.array([32, 20, 32, 7, 32, 32, 11, 32], np.int32)
+    batch = (outputs, outputs, np.zeros((8, 32, 0), bool), lengths)
+    initial = MusicVAE.from_config_name('tiny-mel_2bar', hparams).get_weights()
+    results = {}
+    for replicas in (1, 2):
+      strategy = tf.distribute.MirroredStrategy(['/cpu:%d' % i for i in range(replicas)])
+      with strategy.scope():
+        model = MusicVAE.from_config_name('tiny-mel_2bar', hparams)
+        model.set_weights(initial)
+        optimizer = make_optimizer(model.hparams, model)
+      step = train.make_train_step(strategy, model, optimizer, seed=3)
+      per = 8 // replicas
+      for _ in range(2):
+        dist = strategy.experimental_distribute_values_from_function(
+            lambda ctx: tuple(tf.constant(x[ctx.replica_id_in_sync_group * per:
+                                            (ctx.replica_id_in_sync_group + 1) * per])
+                              for x in batch))
+        metrics = step(dist)
+      results[replicas] = dict(weights=[w.tolist() for w in model.get_weights()],
+                               loss=float(metrics['loss']), step=int(optimizer.iterations.numpy()))
+    results['initial'] = dict(weights=[w.tolist() for w in initial])
+    json.dump(results, sys.stdout)
+''')
+
+
+def test_one_and_two_replicas_make_the_same_update():
+  out = subprocess.run([sys.executable, '-c', _REPLICA_SCRIPT], capture_output=True, text=True,
+                       env=ENV, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = json.loads(out.stdout)
+  one, two = results['1'], results['2']
+  assert one['step'] == two['step'] == 2
+  assert one['loss'] == pytest.approx(two['loss'], rel=1e-5)
+  moved = 0
+  for a, b, start in zip(one['weights'], two['weights'], results['initial']['weights']):
+    np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-4, atol=1e-6)
+    moved += not np.allclose(np.array(a), np.array(start), rtol=0, atol=1e-6)
+  assert moved == len(one['weights'])  # every weight was updated
+
+
+def test_two_workers_on_loopback_train_and_checkpoint(tmp_path, examples):
+  run_dir = tmp_path / 'run'
+  ports = [_free_port(), _free_port()]
+  cluster = {'worker': ['127.0.0.1:%d' % p for p in ports]}
+  procs = []
+  for index in range(2):
+    env = dict(ENV, TF_CONFIG=json.dumps({'cluster': cluster,
+                                          'task': {'type': 'worker', 'index': index}}))
+    procs.append(subprocess.Popen(
+        _train_args(run_dir, examples, 4, '--checkpoint_every', '2'),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+  outs = []
+  for p in procs:
+    try:
+      outs.append(p.communicate(timeout=400))
+    except subprocess.TimeoutExpired:
+      for q in procs:
+        q.kill()
+      raise
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert [runs.checkpoint_step(c) for c in runs.list_checkpoints(str(run_dir))] == [4, 2]
+  assert not [d for d in os.listdir(run_dir) if d.startswith('.worker-')]
+  model, step = runs.restore_model(str(run_dir))
+  assert step == 4 and model.config_name == CONFIG
+
+
+def test_resume_after_kill_9_loses_at_most_one_interval(tmp_path, examples):
+  run_dir = tmp_path / 'run'
+  proc = subprocess.Popen(_train_args(run_dir, examples, 100000, '--checkpoint_every', '3'),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+  saved = _wait_for_checkpoints(run_dir, 2, proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  newest = runs.list_checkpoints(str(run_dir))
+  last = runs.checkpoint_step(newest[0])
+  assert last >= runs.checkpoint_step(saved[0])
+  for prefix in newest:  # every checkpoint the index names restores
+    runs.restore_model(checkpoint=prefix)
+  out = subprocess.run(_train_args(run_dir, examples, last + 2, '--checkpoint_every', '3'),
+                       capture_output=True, text=True, env=ENV, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert 'resuming %s from step %d' % (run_dir, last) in out.stderr
+  assert runs.checkpoint_step(runs.list_checkpoints(str(run_dir))[0]) == last + 2
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, examples):
+  run_dir = tmp_path / 'run'
+  proc = subprocess.Popen(_train_args(run_dir, examples, 100000, '--checkpoint_every', '1000'),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+  deadline = time.time() + 240
+  while not os.path.exists(run_dir / 'train') and time.time() < deadline:
+    time.sleep(0.2)
+  time.sleep(3)  # a few steps
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+  assert 'stopped by SIGTERM' in err and 're-run the same command to resume' in err
+  checkpoints = runs.list_checkpoints(str(run_dir))
+  assert len(checkpoints) == 1 and runs.checkpoint_step(checkpoints[0]) > 0
+
+
+def test_resume_continues_the_step_and_the_schedules(tmp_path, examples):
+  from mvae_tf import train
+  from mvae_tf.model import vae
+  run_dir = str(tmp_path / 'run')
+  first = train.train(CONFIG, run_dir, examples, 3, checkpoint_every=2, progress=False)
+  assert (first['start_step'], first['step']) == (0, 3)
+  second = train.train(CONFIG, run_dir, examples, 5, checkpoint_every=2, progress=False)
+  assert (second['start_step'], second['step']) == (3, 5)
+  assert [runs.checkpoint_step(p) for p in runs.list_checkpoints(run_dir)] == [5, 4, 3, 2]
+  model, _ = runs.restore_model(run_dir)
+  # The metrics of step 5 (index 4) were computed with the schedules at step 4.
+  hp = model.hparams
+  assert second['metrics']['step'] == 4
+  assert second['metrics']['beta'] == pytest.approx(float(vae.beta(hp, 4)), rel=1e-6)
+  assert second['metrics']['learning_rate'] == pytest.approx(
+      float(vae.learning_rate(hp, 4)), rel=1e-6)
+  assert second['metrics']['sampling_probability'] == pytest.approx(
+      float(vae.sampling_probability(hp, 4)), rel=1e-6)
+
+
+def test_repeated_bad_steps_stop_without_a_checkpoint(tmp_path, examples):
+  from mvae_tf import train
+  run_dir = str(tmp_path / 'run')
+  with pytest.raises(train.TrainingError, match='3 steps in a row'):
+    train.train(CONFIG, run_dir, examples, 50, hparams='grad_norm_clip_to_zero=0.0',
+                checkpoint_every=1, max_bad_steps=3, progress=False)
+  # Step 1 and 2 were skipped (nothing applied) and checkpointed only while finite.
+  assert all(runs.checkpoint_step(p) < 3 for p in runs.list_checkpoints(run_dir))
+
+
+def test_another_config_in_the_same_run_dir_is_refused(tmp_path, examples):
+  from mvae_tf import train
+  run_dir = str(tmp_path / 'run')
+  train.train(CONFIG, run_dir, examples, 1, progress=False)
+  with pytest.raises(runs.RunError, match='was started with'):
+    train.train('tiny-drums_2bar', run_dir, examples, 2, progress=False)
+
+
+def test_cli_names_a_missing_examples_file(tmp_path):
+  out = subprocess.run(_train_args(tmp_path / 'run', str(tmp_path / 'nope.tfrecord'), 5),
+                       capture_output=True, text=True, env=ENV, timeout=120)
+  assert out.returncode == 2
+  assert 'nope.tfrecord: no such examples file' in out.stderr
+  assert 'Traceback' not in out.stderr
+
+
+def test_a_checkpoint_holds_and_restores_every_weight(tmp_path, examples):
+  import tensorflow as tf
+  from mvae_tf import train
+  run_dir = str(tmp_path / 'run')
+  train.train(CONFIG, run_dir, examples, 2, progress=False)
+  model, step = runs.restore_model(run_dir)
+  reader = tf.train.load_checkpoint(runs.list_checkpoints(run_dir)[0])
+  stored = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith('model/')}
+  assert step == 2 and len(stored) == len(model.weights) > 10
+  assert 'model/by_path/decoder.Slstm.Skernel_0/.ATTRIBUTES/VARIABLE_VALUE' in stored
+  for name, v in runs._named_weights(model):  # each weight restored from its own entry
+    key = 'model/by_path/%s/.ATTRIBUTES/VARIABLE_VALUE' % name.replace('/', '.S')
+    np.testing.assert_array_equal(v.numpy(), stored[key])
+
+
+@pytest.mark.parametrize('name', ['tiny-hierdec-trio_16bar', 'tiny-mel_2bar_chords'])
+def test_every_weight_has_its_own_checkpoint_name(name):
+  from mvae_tf.model.vae import MusicVAE
+  model = MusicVAE.from_config_name(name)
+  names = dict(runs._named_weights(model))
+  assert len(names) == len(model.weights)
+  assert 'decoder/core_decoder_2/lstm/kernel_0' in names or name.endswith('chords')
+
+
+def test_a_second_training_in_the_same_run_dir_is_refused(tmp_path):
+  run_dir = str(tmp_path / 'run')
+  with runs.RunLock(run_dir):
+    with pytest.raises(runs.RunError, match='another process \\(pid %d\\) is training' %
+                       os.getpid()):
+      with runs.RunLock(run_dir):
+        pass
+  with runs.RunLock(run_dir):  # released with its holder
+    pass
