@@ -19,10 +19,14 @@ INSTALL_REQUIRES = [
     'numpy>=1.26,<2.5',
     'google-crc32c>=1.5',
     'tqdm>=4.60',
+    # mvae_tf.inference keeps numpy's BLAS to one thread (much faster for small products).
+    'threadpoolctl>=3.1',
 ]
 
 EXTRAS = {
-    'dev': ['pytest>=8', 'pytest-timeout>=2.3', 'hypothesis>=6.100'],
+    'dev': ['pytest>=8', 'pytest-timeout>=2.3', 'hypothesis>=6.100', 'matplotlib>=3.5'],
+    # mvae generate --plot (piano-roll PNGs).
+    'plot': ['matplotlib>=3.5'],
     # The folk corpus reads the ABC collections that music21 ships.
     'corpus': ['music21>=9'],
 }
@@ -35,6 +39,8 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10,<3.13',
     packages=find_packages(include=['mvae_tf', 'mvae_tf.*', 'export', 'export.*']),
+    # The models that ship with the package (mvae_tf/pretrained/NAME/).
+    package_data={'mvae_tf.pretrained': ['*/weights.npz', '*/config.json', '*/attributes.npz']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={'console_scripts': ['mvae = mvae_tf.cli:main']},

@@ -1,15 +1,20 @@
 """mvae_tf: MusicVAE in TensorFlow 2 / Keras 3.
 
 Importing the package is cheap; TensorFlow is imported only by the modules
-that need it (models, training, the tf.data pipeline).
+that need it (models, training, the tf.data pipeline). `TrainedModel` runs
+the models that ship with the package in numpy, without TensorFlow:
+
+  from mvae_tf import TrainedModel
+  model = TrainedModel.load('folk-mel_2bar')
+  melodies = model.sample(4, seed=1)   # NoteSequences
 """
 
 __version__ = '0.1.0'
 
 
 def __getattr__(name):
-  # Lazy: `import mvae_tf` stays cheap; TensorFlow loads on first use of the model API.
-  if name == 'TrainedModel':
-    from mvae_tf.model.trained_model import TrainedModel
-    return TrainedModel
+  # Lazy, so that `import mvae_tf` stays cheap.
+  if name in ('TrainedModel', 'EncodeError'):
+    from mvae_tf.model import trained_model
+    return getattr(trained_model, name)
   raise AttributeError('module %r has no attribute %r' % (__name__, name))

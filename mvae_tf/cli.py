@@ -140,6 +140,8 @@ def build_parser():
   train.add_train_parser(sub)
   from mvae_tf import evaluate
   evaluate.add_evaluate_parser(sub)
+  from mvae_tf import generate  # numpy only; TF only for models that need it
+  generate.add_generate_parser(sub)
   return parser
 
 

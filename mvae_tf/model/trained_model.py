@@ -1,32 +1,38 @@
-"""A saved model for inference on tensors: `TrainedModel.load(path)`.
+"""A trained MusicVAE for inference: `TrainedModel.load(name_or_path)`.
 
-Our format is a directory holding `model.keras` (the Keras 3 archive: config
-and weights) and `config.json` (config name, hparams and where the weights
-came from). `TrainedModel.load` takes the directory or the .keras file.
+Two levels of API:
+
+* tensors: `encode_tensors`, `teacher_forced_logits`, `decode_tensors`,
+  `decode_indices` (arrays in, numpy arrays out, batches of any size);
+* music: `sample`, `encode`, `decode`, `interpolate`, `similar`, `grid`,
+  `log_likelihood`, `apply_attribute` (NoteSequences in and out, through the
+  config's converter in eval mode; tensors too with `return_tensors=True`).
+
+Two backends compute the same model: 'numpy' (mvae_tf.inference: no
+TensorFlow import; the default for models stored as .npz, such as the
+shipped presets) and 'tf' (the Keras model; the default for everything
+else). Greedy decodes agree between them; sampling at a temperature is
+reproducible with a seed within one backend.
+
+`load` takes a preset name ('folk-mel_2bar', 'drums_2bar'; see
+mvae_tf.pretrained), a pretrained directory (weights.npz + config.json), a
+directory written by `save_model` (model.keras + config.json) or a .keras
+file, or a training run directory or one of its checkpoints (mvae_tf.runs).
 """
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
-import tensorflow as tf
-import keras
 
-from mvae_tf.model.decoders import indices_to_onehot
-from mvae_tf.model.vae import MusicVAE
+from mvae_tf import atomic, pretrained
 
 MODEL_FILE = 'model.keras'
 
 
 def save_model(model, output_dir, extra=None):
   """Write output_dir/model.keras and config.json atomically (temp dir, then rename)."""
-  output_dir = os.path.abspath(output_dir)
-  parent = os.path.dirname(output_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.tmp-', dir=parent)
-  try:
+  def fill(tmp):
     model.save(os.path.join(tmp, MODEL_FILE))
     info = dict(config=model.config_name, decoder_type=model.decoder_type,
                 hparams=model.hparams.to_dict(), input_depth=model.input_depth,
@@ -34,20 +40,13 @@ def save_model(model, output_dir, extra=None):
     info.update(extra or {})
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
       json.dump(info, f, indent=1)
-    if os.path.isdir(output_dir):
-      old = output_dir + '.old-%d' % os.getpid()
-      os.rename(output_dir, old)
-      os.rename(tmp, output_dir)
-      shutil.rmtree(old)
-    else:
-      os.rename(tmp, output_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+  atomic.write_dir(output_dir, fill)
 
 
 def load_model(path):
   """A MusicVAE from a directory written by save_model or a .keras file."""
+  import keras
+  from mvae_tf.model.vae import MusicVAE
   if os.path.isdir(path):
     path = os.path.join(path, MODEL_FILE)
   if not os.path.exists(path):
@@ -56,63 +55,124 @@ def load_model(path):
   return keras.saving.load_model(path, custom_objects={'MusicVAE': MusicVAE}, compile=False)
 
 
-class TrainedModel:
-  """Inference on tensors with a trained MusicVAE.
+class EncodeError(ValueError):
+  """A sequence that yields no window (or several, where one is needed).
 
-  Arrays in, numpy arrays out; batches of any size. Controls are needed only
-  by chord-conditioned models.
+  Attributes: index and name of the sequence, windows (count), reasons (list).
   """
 
+  def __init__(self, message, index, name, windows, reasons=()):
+    super().__init__(message)
+    self.index, self.name, self.windows, self.reasons = index, name, windows, list(reasons)
+
+
+# --- Latent arithmetic (numpy; shared with `mvae generate`). ---
+
+def _rng(seed, stream):
+  return np.random.default_rng(None if seed is None else [int(seed), stream])
+
+
+def random_latents(n, z_size, seed=None):
+  """n draws of the prior N(0, I): [n, z_size] float32."""
+  return _rng(seed, 1).standard_normal((n, z_size)).astype(np.float32)
+
+
+def slerp(a, b, t):
+  """Spherical interpolation between vectors a and b at t in [0, 1] (lerp when parallel)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+  omega = np.arccos(np.clip(cos, -1.0, 1.0))
+  if np.sin(omega) < 1e-6:
+    return (1 - t) * a + t * b
+  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def interpolate_latents(a, b, num_steps, method='slerp'):
+  """[num_steps, z] from a to b, both included."""
+  if method not in ('slerp', 'lerp'):
+    raise ValueError("method must be 'slerp' or 'lerp', got %r" % (method,))
+  if num_steps < 2:
+    raise ValueError('num_steps must be at least 2 (the two end points), got %d' % num_steps)
+  a, b = np.asarray(a, np.float32).reshape(-1), np.asarray(b, np.float32).reshape(-1)
+  ts = np.linspace(0.0, 1.0, num_steps)
+  if method == 'lerp':
+    z = [(1 - t) * a + t * b for t in ts]
+  else:
+    z = [slerp(a, b, t) for t in ts]
+  z = np.asarray(z, np.float32)
+  z[0], z[-1] = a, b
+  return z
+
+
+def grid_latents(a, b, c, d, rows, cols, method='slerp'):
+  """[rows, cols, z]: a top left, b top right, c bottom left, d bottom right."""
+  left = interpolate_latents(a, c, rows, method)
+  right = interpolate_latents(b, d, rows, method)
+  return np.stack([interpolate_latents(l, r, cols, method) for l, r in zip(left, right)])
+
+
+def similar_latents(z, n, similarity, seed=None):
+  """n latents `similarity * z + (1 - similarity) * noise` (similarity in [0, 1])."""
+  if not 0.0 <= similarity <= 1.0:
+    raise ValueError('similarity must be in [0, 1], got %r' % (similarity,))
+  z = np.asarray(z, np.float32).reshape(1, -1)
+  noise = _rng(seed, 2).standard_normal((n, z.shape[1])).astype(np.float32)
+  return (similarity * z + (1.0 - similarity) * noise).astype(np.float32)
+
+
+def _onehot(indices, depths):
+  return np.concatenate([np.eye(d, dtype=bool)[indices[..., p]] for p, d in enumerate(depths)],
+                        -1)
+
+
+def _tf_seed(seed):
+  return np.random.randint(0, 2**31 - 1, 2) if seed is None else [seed, 0]
+
+
+class _TFBackend:
+  """The Keras model under tf.function."""
+
+  name = 'tf'
+
   def __init__(self, model):
+    import tensorflow as tf
+    self.tf = tf
     self.model = model
     self._encode = tf.function(self._encode_fn, reduce_retracing=True)
     self._teacher = tf.function(self._teacher_fn, reduce_retracing=True)
     self._decoders = {}
 
-  @classmethod
-  def load(cls, path):
-    return cls(load_model(path))
-
-  @property
-  def hparams(self):
-    return self.model.hparams
-
   def _encode_fn(self, inputs, lengths, controls, seed):
     mu, sigma = self.model.encode(inputs, lengths, controls)
-    z = mu + sigma * tf.random.stateless_normal(tf.shape(mu), seed)
+    z = mu + sigma * self.tf.random.stateless_normal(self.tf.shape(mu), seed)
     return z, mu, sigma
 
   def _teacher_fn(self, targets, z, controls):
     return self.model.teacher_forced_logits(targets, z, controls)
 
-  def _controls(self, controls, n, length):
+  def _controls(self, controls):
     if not self.model.control_depth:
       return None
     if controls is None:
       raise ValueError('model %s needs controls [N, T, %d]' % (
           self.model.config_name, self.model.control_depth))
-    return tf.convert_to_tensor(np.asarray(controls, np.float32))
+    return self.tf.convert_to_tensor(np.asarray(controls, np.float32))
 
-  def encode_tensors(self, inputs, lengths, controls=None, seed=None):
-    """(z, mu, sigma), each [N, z_size]; z is drawn from q(z|x)."""
-    inputs = np.asarray(inputs, np.float32)
-    seed = np.random.randint(0, 2**31 - 1, 2) if seed is None else [seed, 0]
-    z, mu, sigma = self._encode(tf.constant(inputs), tf.constant(np.asarray(lengths, np.int32)),
-                                self._controls(controls, *inputs.shape[:2]),
-                                tf.constant(seed, tf.int32))
+  def encode(self, inputs, lengths, controls, seed):
+    tf = self.tf
+    z, mu, sigma = self._encode(
+        tf.constant(np.asarray(inputs, np.float32)), tf.constant(np.asarray(lengths, np.int32)),
+        self._controls(controls), tf.constant(_tf_seed(seed), tf.int32))
     return z.numpy(), mu.numpy(), sigma.numpy()
 
-  def teacher_forced_logits(self, targets, lengths, z, controls=None):
-    """Logits [N, T, D] with the decoder fed the previous targets (the converter's outputs).
+  def teacher_forced_logits(self, targets, z, controls):
+    tf = self.tf
+    return self._teacher(tf.constant(np.asarray(targets, np.float32)),
+                         tf.constant(np.asarray(z, np.float32)),
+                         self._controls(controls)).numpy()
 
-    Steps at t >= lengths[i] are computed but not meaningful.
-    """
-    del lengths  # causal: steps before a length do not depend on later ones
-    targets = np.asarray(targets, np.float32)
-    return self._teacher(tf.constant(targets), tf.constant(np.asarray(z, np.float32)),
-                         self._controls(controls, *targets.shape[:2])).numpy()
-
-  def _decode(self, z, length, temperature, seed, controls):
+  def sample(self, z, length, temperature, seed, controls):
+    tf = self.tf
     key = (int(length), float(temperature))
     if key not in self._decoders:
       model = self.model
@@ -120,21 +180,389 @@ class TrainedModel:
       def fn(z, seed, controls):
         return model.sample(z, int(length), float(temperature), seed, controls)
       self._decoders[key] = tf.function(fn, reduce_retracing=True)
-    seed = np.random.randint(0, 2**31 - 1, 2) if seed is None else [seed, 0]
-    z = np.asarray(z, np.float32)
     indices, logits = self._decoders[key](
-        tf.constant(z), tf.constant(seed, tf.int32), self._controls(controls, len(z), length))
-    return indices, logits
+        tf.constant(np.asarray(z, np.float32)), tf.constant(_tf_seed(seed), tf.int32),
+        self._controls(controls))
+    return indices.numpy(), logits.numpy()
+
+
+class _NumpyBackend:
+  """mvae_tf.inference.NumpyMusicVAE."""
+
+  name = 'numpy'
+
+  def __init__(self, model):
+    self.model = model
+
+  def encode(self, inputs, lengths, controls, seed):
+    mu, sigma = self.model.encode(inputs, lengths, controls)
+    noise = np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
+    return (mu + sigma * noise).astype(np.float32), mu, sigma
+
+  def teacher_forced_logits(self, targets, z, controls):
+    return self.model.teacher_forced_logits(targets, z, controls)
+
+  def sample(self, z, length, temperature, seed, controls):
+    return self.model.sample(z, length, temperature, seed, controls)
+
+
+class TrainedModel:
+  """Inference with a trained MusicVAE (see the module docstring).
+
+  Args:
+    model: a MusicVAE (Keras) or a mvae_tf.inference.NumpyMusicVAE.
+    backend: 'tf', 'numpy' or 'auto' (the model's own).
+    info: the model's config.json fields (mvae_tf.pretrained.model_info).
+    path: where it was loaded from.
+  """
+
+  def __init__(self, model, backend='auto', info=None, path=None, step=None):
+    from mvae_tf.inference import NumpyMusicVAE
+    if backend not in ('auto', 'tf', 'numpy'):
+      raise ValueError("backend must be 'auto', 'tf' or 'numpy', got %r" % (backend,))
+    is_numpy = isinstance(model, NumpyMusicVAE)
+    if backend == 'numpy' and not is_numpy:
+      model = NumpyMusicVAE.from_keras(model)
+    elif backend == 'tf' and is_numpy:
+      model = pretrained.keras_model(model.weights, model.info)
+    is_numpy = isinstance(model, NumpyMusicVAE)
+    self.model = model
+    self._backend = _NumpyBackend(model) if is_numpy else _TFBackend(model)
+    self._info = info or (model.info if is_numpy else None)
+    self.path = path
+    self.step = step if step is not None else (self._info or {}).get('step')
+    self._converter = None
+    self._attribute_vectors = None
+
+  @classmethod
+  def load(cls, name_or_path, backend='auto', config=None):
+    """A preset name or a path (see the module docstring).
+
+    `config`: the config of a run directory that has no run.json.
+    Raises FileNotFoundError for a name that is neither.
+    """
+    path = os.fspath(name_or_path)
+    if path in pretrained.PRESETS and not os.path.exists(path):
+      path = pretrained.preset_dir(path)
+      if not pretrained.is_pretrained_dir(path):
+        raise FileNotFoundError('the shipped model %s is missing from %s: reinstall mvae_tf'
+                                % (name_or_path, path))
+    if pretrained.is_pretrained_dir(path):
+      from mvae_tf.inference import NumpyMusicVAE
+      info = pretrained.read_info(path)
+      model = NumpyMusicVAE(pretrained.read_weights(path), info)
+      return cls(model, backend, info, path)
+    if not os.path.exists(path) and not os.path.exists(path + '.index'):
+      raise FileNotFoundError(
+          '%s: no such model; give a shipped model (%s), a directory with %s and %s, a '
+          'saved model (%s), or a training run directory or checkpoint' % (
+              path, ', '.join(pretrained.PRESETS), pretrained.WEIGHTS_FILE,
+              pretrained.INFO_FILE, MODEL_FILE))
+    if path.endswith('.keras') or os.path.isfile(os.path.join(path, MODEL_FILE)):
+      return cls(load_model(path), backend, path=path)
+    from mvae_tf import runs
+    model, step = runs.restore_model(checkpoint=path, config=config)
+    return cls(model, backend, path=path, step=step)
+
+  # --- What the model is. ---
+
+  @property
+  def backend(self):
+    return self._backend.name
+
+  @property
+  def info(self):
+    """config.json fields: config, decoder_type, hparams, depths, data (decoding), ..."""
+    if self._info is None:
+      self._info = pretrained.model_info(self.model)
+    return self._info
+
+  @property
+  def config_name(self):
+    return self.info['config']
+
+  @property
+  def hparams(self):
+    from mvae_tf.hparams import HParams
+    return self.model.hparams if self.backend == 'tf' else HParams.from_dict(
+        self.info['hparams'])
+
+  @property
+  def z_size(self):
+    return int(self.info['hparams']['z_size'])
+
+  @property
+  def max_seq_len(self):
+    return int(self.info['hparams']['max_seq_len'])
+
+  @property
+  def output_depths(self):
+    return [int(d) for d in self.info['output_depths']]
+
+  @property
+  def data(self):
+    """How outputs become notes: kind ('melody', 'drums', 'trio'), pitches, tempo."""
+    return self.info['data']
+
+  @property
+  def kind(self):
+    return self.data['kind']
+
+  @property
+  def converter(self):
+    """The config's converter in eval mode (imports note_seq)."""
+    if self._converter is None:
+      from mvae_tf import configs
+      self._converter = configs.get_config(self.config_name).make_converter('eval')
+    return self._converter
+
+  @property
+  def name(self):
+    """The preset's name, else the name of the file or directory it came from."""
+    return self.info.get('name') or (os.path.basename(os.path.normpath(self.path))
+                                     if self.path else self.config_name)
+
+  def describe(self):
+    """'folk-mel_2bar (cat-mel_2bar_cpu, melody, step 12000)'."""
+    details = [self.config_name, self.kind]
+    if self.step is not None:
+      details.append('step %d' % self.step)
+    if self.info.get('status') == pretrained.PLACEHOLDER:
+      details.append(pretrained.PLACEHOLDER)
+    return '%s (%s)' % (self.name, ', '.join(details))
+
+  # --- Tensors. ---
+
+  def encode_tensors(self, inputs, lengths, controls=None, seed=None):
+    """(z, mu, sigma), each [N, z_size]; z is drawn from q(z|x)."""
+    return self._backend.encode(inputs, lengths, controls, seed)
+
+  def teacher_forced_logits(self, targets, lengths, z, controls=None):
+    """Logits [N, T, D] with the decoder fed the previous targets (the converter's outputs).
+
+    Steps at t >= lengths[i] are computed but not meaningful.
+    """
+    del lengths  # causal: steps before a length do not depend on later ones
+    return self._backend.teacher_forced_logits(targets, z, controls)
 
   def decode_tensors(self, z, length, temperature=0.0, seed=None, controls=None):
     """Free-running decode: one-hot samples [N, length, D] bool (like the converter's outputs).
 
     temperature 0.0 means argmax; else softmax(logits / temperature) with `seed` (int).
     """
-    indices, _ = self._decode(z, length, temperature, seed, controls)
-    return indices_to_onehot(indices, self.model.output_depths).numpy().astype(bool)
+    indices, _ = self.decode_indices(z, length, temperature, seed, controls)
+    return _onehot(indices, self.output_depths)
 
   def decode_indices(self, z, length, temperature=0.0, seed=None, controls=None):
     """Like decode_tensors, as class indices [N, length, P] plus the logits [N, length, D]."""
-    indices, logits = self._decode(z, length, temperature, seed, controls)
-    return indices.numpy(), logits.numpy()
+    if temperature < 0:
+      raise ValueError('temperature must be >= 0, got %r' % (temperature,))
+    return self._backend.sample(z, int(length), float(temperature), seed, controls)
+
+  # --- NoteSequences. ---
+
+  @staticmethod
+  def _as_list(note_sequences):
+    return [note_sequences] if hasattr(note_sequences, 'notes') else list(note_sequences)
+
+  def _describe_sequence(self, ns, index):
+    name = ns.filename or ns.id
+    return 'sequence %d (%s)' % (index, name) if name else 'sequence %d' % index
+
+  def _window_words(self):
+    bars = self.converter.slice_bars
+    return '%d-bar window' % bars if bars else 'window'
+
+  def windows(self, note_sequences, all_windows=True, skip_empty=False):
+    """The converter's windows of the sequences (eval mode: at most 5 per sequence).
+
+    Returns (inputs, outputs, controls or None, lengths, owners): owners[i]
+    is the index of the sequence window i comes from. Raises EncodeError for
+    a sequence with no window (unless skip_empty) or, when not all_windows,
+    with several.
+    """
+    from mvae_tf.data import inspect
+    rows, owners = [], []
+    for i, ns in enumerate(self._as_list(note_sequences)):
+      tensors = self.converter.to_tensors(ns)
+      if not len(tensors):
+        if skip_empty:
+          continue
+        reasons = inspect.inspect_sequence(self.converter, ns)['reasons']
+        raise EncodeError('%s yields no %s for %s: %s' % (
+            self._describe_sequence(ns, i), self._window_words(), self.config_name,
+            '; '.join(reasons)), i, ns.filename or ns.id, 0, reasons)
+      if len(tensors) > 1 and not all_windows:
+        raise EncodeError(
+            '%s yields %d %ss for %s, and encode takes one per sequence: cut it to %d '
+            'bars, or pass all_windows=True to encode every window' % (
+                self._describe_sequence(ns, i), len(tensors), self._window_words(),
+                self.config_name, self.converter.slice_bars or 0),
+            i, ns.filename or ns.id, len(tensors))
+      rows.extend(tensors.windows())
+      owners.extend([i] * len(tensors))
+    if not rows:
+      return None, None, None, np.zeros([0], np.int32), np.zeros([0], np.int64)
+    steps = max(len(w[0]) for w in rows)
+
+    def stack(k):
+      return np.stack([np.pad(np.asarray(w[k], np.float32), [(0, steps - len(w[k])), (0, 0)])
+                       for w in rows])
+    controls = stack(2) if self.converter.control_depth else None
+    return (stack(0), stack(1), controls, np.array([w[3] for w in rows], np.int32),
+            np.array(owners))
+
+  def _mu_sigma(self, inputs, lengths, controls, batch_size=256):
+    mus, sigmas = [], []
+    for s in range(0, len(inputs), batch_size):
+      ctrl = None if controls is None else controls[s:s + batch_size]
+      _, mu, sigma = self._backend.encode(inputs[s:s + batch_size], lengths[s:s + batch_size],
+                                          ctrl, 0)
+      mus.append(mu)
+      sigmas.append(sigma)
+    return np.concatenate(mus), np.concatenate(sigmas)
+
+  def encode(self, note_sequences, seed=None, all_windows=False):
+    """(z, mu, sigma) [N, z_size] of NoteSequences; z is drawn from q(z|x) with `seed`.
+
+    Each sequence must yield exactly one window (a 2-bar model: a 2-bar
+    excerpt), else EncodeError names it and says why; with all_windows=True
+    every window of every sequence is encoded, in order (see `windows`).
+    """
+    inputs, _, controls, lengths, _ = self.windows(note_sequences, all_windows)
+    if inputs is None:
+      empty = np.zeros([0, self.z_size], np.float32)
+      return empty, empty, empty
+    mu, sigma = self._mu_sigma(inputs, lengths, controls)
+    z = mu + sigma * np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
+    return z.astype(np.float32), mu, sigma
+
+  def encode_windows(self, note_sequences, batch_size=256):
+    """(mu [W, z], output class indices [W, T, P], owners [W]) of every window; sequences
+    without one are skipped (for attribute vectors)."""
+    inputs, outputs, controls, lengths, owners = self.windows(note_sequences, skip_empty=True)
+    if inputs is None:
+      return np.zeros([0, self.z_size], np.float32), [], owners
+    mu, _ = self._mu_sigma(inputs, lengths, controls, batch_size)
+    parts = np.split(outputs, np.cumsum(self.output_depths)[:-1], -1)
+    indices = np.stack([p.argmax(-1) for p in parts], -1)
+    return mu, [idx[:n] for idx, n in zip(indices, lengths)], owners
+
+  def to_note_sequences(self, indices, controls=None):
+    """NoteSequences of decoded class indices [N, T, P] (the converter's from_tensors)."""
+    return self.converter.from_tensors(_onehot(np.asarray(indices), self.output_depths),
+                                       controls)
+
+  def random_latents(self, n, seed=None):
+    """n draws of the prior N(0, I): [n, z_size]."""
+    return random_latents(n, self.z_size, seed)
+
+  def decode(self, z, length=None, temperature=1.0, seed=None, controls=None,
+             return_tensors=False):
+    """NoteSequences decoded from z [N, z_size]; length in steps (default: the config's).
+
+    temperature 0 is argmax. With return_tensors: (sequences, z, indices [N, T, P]).
+    """
+    z = np.asarray(z, np.float32).reshape(-1, self.z_size)
+    indices, _ = self.decode_indices(z, length or self.max_seq_len, temperature, seed, controls)
+    sequences = self.to_note_sequences(indices, controls)
+    return (sequences, z, indices) if return_tensors else sequences
+
+  def sample(self, n, length=None, temperature=1.0, seed=None, controls=None,
+             return_tensors=False):
+    """n NoteSequences from z drawn from the prior; the same seed gives the same music."""
+    return self.decode(self.random_latents(n, seed), length, temperature, seed, controls,
+                       return_tensors)
+
+  def _latent(self, x):
+    """mu of a NoteSequence (one window), or x itself as a [z_size] vector."""
+    if hasattr(x, 'notes'):
+      return self.encode([x])[1][0]
+    return np.asarray(x, np.float32).reshape(self.z_size)
+
+  def interpolate(self, a, b, num_steps, method='slerp', length=None, temperature=0.0,
+                  seed=None, return_tensors=False):
+    """num_steps NoteSequences from a to b (NoteSequences or latents), end points included.
+
+    Interpolates the inputs' mu (slerp or lerp); greedy (temperature 0) by
+    default, so the end points are the inputs' reconstructions.
+    """
+    z = interpolate_latents(self._latent(a), self._latent(b), num_steps, method)
+    return self.decode(z, length, temperature, seed, return_tensors=return_tensors)
+
+  def similar(self, sequence, n, similarity, length=None, temperature=0.0, seed=None,
+              return_tensors=False):
+    """n variations of `sequence`: z = similarity * mu + (1 - similarity) * N(0, I) noise."""
+    z = similar_latents(self._latent(sequence), n, similarity, seed)
+    return self.decode(z, length, temperature, seed, return_tensors=return_tensors)
+
+  def grid(self, a, b, c, d, size=4, method='slerp', length=None, temperature=0.0, seed=None,
+           return_tensors=False):
+    """A rows x cols grid (nested lists) between four corners: a top left, b top right,
+    c bottom left, d bottom right. `size`: int or (rows, cols)."""
+    rows, cols = (size, size) if isinstance(size, int) else size
+    z = grid_latents(*[self._latent(x) for x in (a, b, c, d)], rows, cols, method)
+    sequences, _, indices = self.decode(z.reshape(rows * cols, -1), length, temperature, seed,
+                                        return_tensors=True)
+    grid = [sequences[r * cols:(r + 1) * cols] for r in range(rows)]
+    if return_tensors:
+      return grid, z, indices.reshape((rows, cols) + indices.shape[1:])
+    return grid
+
+  def log_likelihood(self, note_sequences, batch_size=256):
+    """Reconstruction score of each sequence, [N] float (nats; higher is better).
+
+    For each window of a sequence (eval mode, at most 5): the teacher-forced
+    log p(x | z = mu), summed over the window's steps (and parts); a
+    sequence's score is the mean over its windows, i.e. nats per window
+    (per 32 steps for a 2-bar model). A sequence with no window is an EncodeError.
+    """
+    from mvae_tf.inference import log_softmax
+    seqs = self._as_list(note_sequences)
+    inputs, outputs, controls, lengths, owners = self.windows(seqs)
+    mu, _ = self._mu_sigma(inputs, lengths, controls, batch_size)
+    scores = []
+    for s in range(0, len(inputs), batch_size):
+      ctrl = None if controls is None else controls[s:s + batch_size]
+      logits = self._backend.teacher_forced_logits(outputs[s:s + batch_size], mu[s:s + batch_size],
+                                                   ctrl)
+      logp = (log_softmax(logits, self.output_depths) * outputs[s:s + batch_size]).sum(-1)
+      mask = np.arange(logp.shape[1])[None, :] < lengths[s:s + batch_size, None]
+      scores.append((logp * mask).sum(1))
+    scores = np.concatenate(scores)
+    return np.array([scores[owners == i].mean() for i in range(len(seqs))], np.float64)
+
+  # --- Attribute vectors (mvae_tf.attributes). ---
+
+  @property
+  def attribute_vectors(self):
+    """{name: [z_size] vector} shipped with the model (attributes.npz), or {}."""
+    if self._attribute_vectors is None:
+      from mvae_tf.attributes import load_attribute_vectors
+      path = os.path.join(self.path or '', pretrained.ATTRIBUTES_FILE)
+      self._attribute_vectors = load_attribute_vectors(path)[0] if self.path and \
+          os.path.isfile(path) else {}
+    return self._attribute_vectors
+
+  def attribute_vector(self, attribute):
+    """A vector given as an array, or by name among the shipped ones."""
+    if isinstance(attribute, str):
+      if attribute not in self.attribute_vectors:
+        raise KeyError('no attribute vector %r ships with %s (has: %s); compute one with '
+                       'mvae_tf.attributes.compute_attribute_vectors' % (
+                           attribute, self.describe(),
+                           ', '.join(sorted(self.attribute_vectors)) or 'none'))
+      return self.attribute_vectors[attribute]
+    return np.asarray(attribute, np.float32)
+
+  def apply_attribute(self, target, attribute, strength=1.0, length=None, temperature=0.0,
+                      seed=None, return_tensors=False):
+    """Decode z + strength * vector; `target` is NoteSequences (their mu) or latents [N, z]."""
+    from mvae_tf.attributes import apply
+    if hasattr(target, 'notes') or (isinstance(target, (list, tuple)) and target and
+                                    hasattr(target[0], 'notes')):
+      z = self.encode(target)[1]
+    else:
+      z = np.asarray(target, np.float32).reshape(-1, self.z_size)
+    z = apply(z, self.attribute_vector(attribute), strength)
+    return self.decode(z, length, temperature, seed, return_tensors=return_tensors)

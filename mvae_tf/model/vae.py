@@ -18,7 +18,6 @@ import tensorflow_probability as tfp
 
 from mvae_tf.hparams import HParams
 from mvae_tf.model.decoders import CategoricalLSTMDecoder, HierarchicalLSTMDecoder
-from mvae_tf.model.decoders import indices_to_onehot
 from mvae_tf.model.encoder import BidirectionalLSTMEncoder
 
 tfd = tfp.distributions

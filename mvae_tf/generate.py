@@ -1,0 +1,311 @@
+"""`mvae generate`: MIDI files (and piano rolls, audio) from a trained MusicVAE.
+
+  mvae generate --mode sample --num_outputs 4 --output_dir out --plot
+  mvae generate --mode interpolate --input_midi_1 a.mid --input_midi_2 b.mid --output_dir out
+  mvae generate --mode similar --input_midi_1 a.mid --similarity 0.8 --output_dir out
+  mvae generate --mode attribute --attribute note_density --strength 1.5 --output_dir out
+
+Without --run_dir or --checkpoint_file it uses a model that ships in the
+package: folk-mel_2bar (2-bar melodies), or drums_2bar with --preset
+drums_2bar, --config cat-drums_2bar_cpu, or an input MIDI that holds drums
+only. A shipped model runs in numpy (mvae_tf.inference), and sampling
+imports neither TensorFlow nor note_seq, so the command starts in well under
+a second. Files are named mvae_<mode>_<seed>_<NN>.mid (.png, .wav) and
+written atomically; a run without --seed draws one and prints it.
+"""
+
+import importlib.util
+import os
+import random
+
+import numpy as np
+
+MODES = ('sample', 'interpolate', 'similar', 'attribute')
+
+
+def add_generate_parser(subparsers):
+  """Register `mvae generate` (nothing heavy is imported until it runs)."""
+  from mvae_tf import pretrained
+  p = subparsers.add_parser(
+      'generate', help='write MIDI from a trained model (one ships in the package)',
+      description=__doc__.split('\n\n')[2].replace('\n', ' '))
+  model = p.add_mutually_exclusive_group()
+  model.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
+  model.add_argument('--checkpoint_file', metavar='PATH',
+                     help='a .../checkpoints/ckpt-N prefix, a saved model (model.keras) or a '
+                          'packaged model directory (weights.npz + config.json)')
+  model.add_argument('--preset', choices=sorted(pretrained.PRESETS),
+                     help='a model shipped in the package (default: %s)' %
+                          pretrained.DEFAULT_PRESET)
+  p.add_argument('--config', default=None,
+                 help='config of the model; picks the shipped model trained with it (%s)' %
+                      ', '.join('%s: %s' % (v, k) for k, v in pretrained.PRESETS.items()))
+  p.add_argument('--mode', choices=MODES, default='sample',
+                 help='sample: from the prior; interpolate: from --input_midi_1 to '
+                      '--input_midi_2; similar: variations of --input_midi_1; attribute: '
+                      'add an attribute vector (to --input_midi_1, or to samples)')
+  p.add_argument('--input_midi_1', metavar='FILE', help='a 2-bar MIDI (for 2-bar models)')
+  p.add_argument('--input_midi_2', metavar='FILE')
+  p.add_argument('--num_outputs', type=int, default=5, metavar='N')
+  p.add_argument('--temperature', type=float, default=0.5,
+                 help='sampling temperature; 0 is argmax (default: 0.5)')
+  p.add_argument('--seed', type=int, default=None, help='makes the output reproducible')
+  p.add_argument('--output_dir', required=True, metavar='DIR')
+  p.add_argument('--length', type=int, default=None, metavar='STEPS',
+                 help="steps to decode, 16 a bar (default: the model's window, 32 for 2 bars)")
+  p.add_argument('--method', choices=('slerp', 'lerp'), default='slerp',
+                 help='interpolation of the latent codes (interpolate mode)')
+  p.add_argument('--similarity', type=float, default=0.8,
+                 help='similar mode: 1 keeps the input, 0 ignores it (default: 0.8)')
+  p.add_argument('--attribute', default=None,
+                 help='attribute mode: note_density, pitch_range, syncopation, average_interval')
+  p.add_argument('--strength', type=float, default=1.0,
+                 help='attribute mode: multiple of the vector to add (negative lowers it)')
+  p.add_argument('--attribute_vectors', metavar='FILE.npz', default=None,
+                 help='attribute vectors (default: those shipped with the model)')
+  p.add_argument('--plot', action='store_true',
+                 help='also write a piano-roll PNG of each output (drums: a drum grid)')
+  p.add_argument('--wav', action='store_true',
+                 help='also render each output to WAV (needs fluidsynth and a soundfont)')
+  p.add_argument('--backend', choices=('auto', 'numpy', 'tf'), default='auto',
+                 help='numpy (default for shipped models) or TensorFlow')
+  p.set_defaults(func=run_generate)
+  return p
+
+
+def _error(message):
+  from mvae_tf.cli import UserError
+  return UserError(message)
+
+
+def _check_args(args):
+  if args.num_outputs < 1:
+    raise _error('--num_outputs must be at least 1')
+  if args.temperature < 0:
+    raise _error('--temperature must be >= 0 (0 is argmax)')
+  if args.length is not None and args.length < 1:
+    raise _error('--length must be at least 1 step')
+  if args.seed is not None and args.seed < 0:
+    raise _error('--seed must be >= 0')
+  if args.mode == 'interpolate':
+    if not (args.input_midi_1 and args.input_midi_2):
+      raise _error('--mode interpolate needs two inputs: --input_midi_1 and --input_midi_2')
+    if args.num_outputs < 2:
+      raise _error('--mode interpolate needs --num_outputs of at least 2 (the end points)')
+  if args.mode == 'similar':
+    if not args.input_midi_1:
+      raise _error('--mode similar needs --input_midi_1')
+    if not 0 <= args.similarity <= 1:
+      raise _error('--similarity must be between 0 and 1')
+  if args.mode == 'attribute' and not args.attribute:
+    raise _error('--mode attribute needs --attribute NAME (note_density, pitch_range, '
+                 'syncopation, average_interval) and --strength')
+  if args.mode == 'sample' and (args.input_midi_1 or args.input_midi_2):
+    raise _error('--mode sample takes no input MIDI; use --mode similar, interpolate or '
+                 'attribute')
+  if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+    raise _error('--output_dir %s is a file' % args.output_dir)
+
+
+def _read_input(path, flag):
+  if not os.path.isfile(path):
+    raise _error('%s %s: no such file' % (flag, path))
+  from mvae_tf.data import sources
+  try:
+    sequences = sources.read_file(path)
+  except sources.SkippedFile as e:
+    raise _error('%s %s: %s' % (flag, path, e.detail)) from None
+  if len(sequences) > 1:
+    raise _error('%s %s holds %d tunes; give a file with one' % (flag, path, len(sequences)))
+  return sequences[0]
+
+
+def _drums_only(ns):
+  return bool(ns.notes) and all(n.is_drum for n in ns.notes)
+
+
+def _load_model(args, inputs):
+  from mvae_tf import pretrained
+  from mvae_tf.model.trained_model import TrainedModel
+  path = args.checkpoint_file or args.run_dir
+  flag = '--checkpoint_file' if args.checkpoint_file else '--run_dir'
+  if path:
+    if not os.path.exists(path) and not os.path.exists(path + '.index'):
+      raise _error('%s %s: no such model (give a training run directory, a checkpoint '
+                   'prefix, a saved model or a packaged model directory)' % (flag, path))
+    try:
+      model = TrainedModel.load(path, backend=args.backend, config=args.config)
+    except (OSError, ValueError) as e:  # runs.RunError is a ValueError
+      raise _error('%s %s: %s' % (flag, path, e)) from None
+  else:
+    name = args.preset
+    if name is None and args.config:
+      name = pretrained.preset_for_config(args.config)
+      if name is None:
+        _check_config_name(args.config)
+        raise _error('no model of config %s ships with mvae_tf (shipped: %s); give your own '
+                     'with --run_dir or --checkpoint_file' % (args.config, ', '.join(
+                         '%s = %s' % kv for kv in pretrained.PRESETS.items())))
+    if name is None:
+      drums = inputs and all(_drums_only(ns) for _, ns in inputs)
+      name = pretrained.DRUMS_PRESET if drums else pretrained.DEFAULT_PRESET
+    try:
+      model = TrainedModel.load(name, backend=args.backend)
+    except (OSError, ValueError) as e:
+      raise _error(str(e)) from None
+  if args.config and model.config_name != args.config:
+    raise _error('%s is a model of config %s, not --config %s' % (
+        model.describe(), model.config_name, args.config))
+  if model.info.get('control_depth'):
+    raise _error('%s is conditioned on chords, which mvae generate does not take yet: use '
+                 'TrainedModel.decode(z, controls=...) from Python' % model.describe())
+  return model
+
+
+def _check_config_name(name):
+  from mvae_tf import configs
+  try:
+    configs.get_config(name)
+  except ValueError as e:
+    raise _error(str(e)) from None
+
+
+def _check_kind(model, inputs):
+  """Wrong kind of model for an input: say which model to use instead."""
+  from mvae_tf import pretrained
+  for flag, ns in inputs:
+    path = ns.filename or flag
+    if model.kind == 'drums' and not any(n.is_drum for n in ns.notes):
+      raise _error('%s %s has no drum notes, and %s is a drums model: give a drum MIDI, or '
+                   'use a melody model (--preset %s)' % (
+                       flag, path, model.describe(), pretrained.DEFAULT_PRESET))
+    if model.kind == 'melody' and _drums_only(ns):
+      raise _error('%s %s holds drums only, and %s is a melody model: use a drums model '
+                   '(--preset %s)' % (flag, path, model.describe(), pretrained.DRUMS_PRESET))
+
+
+def _encode(model, flag, ns):
+  """mu [z_size] of an input, or a UserError saying why it has no usable window."""
+  from mvae_tf.model.trained_model import EncodeError
+  try:
+    return model.encode([ns])[1][0]
+  except EncodeError as e:
+    path = ns.filename or flag
+    if e.windows:
+      raise _error('%s %s yields %d windows of %d steps for %s; give a MIDI of exactly one '
+                   'window (%d bars)' % (
+                       flag, path, e.windows, model.max_seq_len, model.config_name,
+                       model.max_seq_len // model.data.get('steps_per_bar', 16))) from None
+    raise _error('%s %s yields no window for %s: %s (see `mvae inspect %s --config %s`)' % (
+        flag, path, model.config_name, '; '.join(e.reasons), path, model.config_name)) from None
+
+
+def _attribute_vector(model, args):
+  from mvae_tf import attributes
+  if not args.attribute_vectors:
+    if args.attribute not in attributes.ATTRIBUTES:
+      raise _error('unknown attribute %r; known: %s' % (
+          args.attribute, ', '.join(attributes.ATTRIBUTES)))
+    if args.attribute not in attributes.available(model.kind):
+      raise _error('%s does not apply to %s, a %s model; use %s' % (
+          args.attribute, model.name, model.kind,
+          ' or '.join(attributes.available(model.kind))))
+  if args.attribute_vectors:
+    if not os.path.isfile(args.attribute_vectors):
+      raise _error('--attribute_vectors %s: no such file' % args.attribute_vectors)
+    try:
+      vectors, _ = attributes.load_attribute_vectors(args.attribute_vectors)
+    except (OSError, ValueError) as e:
+      raise _error('--attribute_vectors %s: unreadable (%s)' % (args.attribute_vectors, e))
+    source = args.attribute_vectors
+  else:
+    vectors, source = model.attribute_vectors, 'the model'
+  if args.attribute not in vectors:
+    hint = '' if args.attribute_vectors else (
+        '; compute them with mvae_tf.attributes.compute_attribute_vectors and pass '
+        '--attribute_vectors FILE')
+    raise _error('no vector for attribute %r in %s (has: %s)%s' % (
+        args.attribute, source, ', '.join(sorted(vectors)) or 'none', hint))
+  if vectors[args.attribute].shape != (model.z_size,):
+    raise _error('the %s vector has %d dimensions, the model\'s z has %d: vectors of another '
+                 'model' % (args.attribute, vectors[args.attribute].size, model.z_size))
+  return vectors[args.attribute]
+
+
+def _latents(model, args, inputs, seed):
+  """z [num_outputs, z_size] for the mode, and the z before an attribute (or None)."""
+  from mvae_tf.model import trained_model as tm
+  n = args.num_outputs
+  mus = [_encode(model, flag, ns) for flag, ns in inputs]
+  if args.mode == 'sample':
+    return model.random_latents(n, seed), None
+  if args.mode == 'interpolate':
+    return tm.interpolate_latents(mus[0], mus[1], n, args.method), None
+  if args.mode == 'similar':
+    return tm.similar_latents(mus[0], n, args.similarity, seed), None
+  vector = _attribute_vector(model, args)
+  base = np.repeat(mus[0][None], n, 0) if mus else model.random_latents(n, seed)
+  return base + np.float32(args.strength) * vector, base
+
+
+def run_generate(args):
+  _check_args(args)
+  from mvae_tf import render
+  renderer = None
+  if args.wav:
+    renderer = render.wav_renderer()
+    if renderer is None:
+      raise _error(render.WAV_INSTALL_HINT)
+  if args.plot and importlib.util.find_spec('matplotlib') is None:
+    raise _error('--plot needs matplotlib: pip install matplotlib (or pip install '
+                 'mvae_tf[plot])')
+  inputs = [(flag, _read_input(path, flag)) for flag, path in
+            (('--input_midi_1', args.input_midi_1), ('--input_midi_2', args.input_midi_2))
+            if path]
+  model = _load_model(args, inputs)
+  _check_kind(model, inputs)
+  seed = args.seed if args.seed is not None else random.randrange(2**31)
+  length = args.length or model.max_seq_len
+  z, base = _latents(model, args, inputs, seed)
+  try:
+    indices, _ = model.decode_indices(z, length, args.temperature, seed)
+  except ValueError as e:
+    raise _error(str(e)) from None
+
+  os.makedirs(args.output_dir, exist_ok=True)
+  width = max(2, len(str(len(indices))))
+  written = []
+  for i, idx in enumerate(indices):
+    stem = os.path.join(args.output_dir, 'mvae_%s_%d_%0*d' % (args.mode, seed, width, i + 1))
+    notes = render.notes_from_indices(idx, model.data)
+    render.write_midi(notes, stem + '.mid', model.data)
+    files = [stem + '.mid']
+    if args.plot:
+      render.plot_notes(notes, stem + '.png', length, model.data,
+                        title='%s  (%s)' % (os.path.basename(stem), model.name))
+      files.append(stem + '.png')
+    if renderer:
+      render.render_wav(stem + '.mid', stem + '.wav', renderer)
+      files.append(stem + '.wav')
+    written.append(files)
+
+  if model.info.get('status') == 'untrained placeholder':
+    print('warning: %s is an untrained placeholder (random weights): its output is random '
+          'notes' % model.info.get('name', model.config_name))
+  print('%s, %s mode, seed %d, temperature %g: wrote %d outputs to %s' % (
+      model.describe(), args.mode, seed, args.temperature, len(written), args.output_dir))
+  for files in written:
+    print('  ' + '  '.join(os.path.basename(f) for f in files))
+  if base is not None:
+    _report_attribute(model, args, base, indices, length, seed)
+  return 0
+
+
+def _report_attribute(model, args, base, indices, length, seed):
+  """Mean attribute of the outputs beside that of the unchanged latents."""
+  from mvae_tf import attributes
+  before, _ = model.decode_indices(base, length, args.temperature, seed)
+  mean = [np.mean([attributes.of_indices(args.attribute, x, model.data) for x in batch])
+          for batch in (before, indices)]
+  print('%s: %.3f without the vector, %.3f with strength %g (mean over %d outputs)' % (
+      args.attribute, mean[0], mean[1], args.strength, len(indices)))

@@ -1,0 +1,135 @@
+"""Models that ship inside the package, in a compact numpy format.
+
+  mvae_tf/pretrained/NAME/weights.npz     every weight by layer path ('decoder/lstm/kernel_0',
+                                          ...), float16, np.savez_compressed
+  mvae_tf/pretrained/NAME/config.json     config name, hparams, depths, how outputs become
+                                          notes, training step, corpus, evaluation, status
+  mvae_tf/pretrained/NAME/attributes.npz  attribute vectors (mvae_tf.attributes), optional
+
+Reading one needs numpy only (mvae_tf.inference runs it); writing one from a
+Keras model imports TensorFlow (scripts/package_pretrained.py).
+"""
+
+import json
+import os
+
+import numpy as np
+
+from mvae_tf import atomic
+
+WEIGHTS_FILE = 'weights.npz'
+INFO_FILE = 'config.json'
+ATTRIBUTES_FILE = 'attributes.npz'
+FORMAT = 'mvae_tf-pretrained-1'
+
+# Preset name -> the config it was trained with.
+PRESETS = {
+    'folk-mel_2bar': 'cat-mel_2bar_cpu',
+    'drums_2bar': 'cat-drums_2bar_cpu',
+}
+DEFAULT_PRESET = 'folk-mel_2bar'
+DRUMS_PRESET = 'drums_2bar'
+PLACEHOLDER = 'untrained placeholder'
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def preset_dir(name):
+  return os.path.join(HERE, name)
+
+
+def preset_for_config(config_name):
+  """The preset trained with `config_name`, or None."""
+  for name, config in PRESETS.items():
+    if config == config_name:
+      return name
+  return None
+
+
+def is_pretrained_dir(path):
+  return os.path.isfile(os.path.join(path, WEIGHTS_FILE)) and \
+      os.path.isfile(os.path.join(path, INFO_FILE))
+
+
+def read_info(path):
+  with open(os.path.join(path, INFO_FILE)) as f:
+    info = json.load(f)
+  if info.get('format') != FORMAT:
+    raise ValueError('%s: not a %s directory (format %r)' % (path, FORMAT, info.get('format')))
+  return info
+
+
+def read_weights(path):
+  """{name: float32 array} of a pretrained directory."""
+  with np.load(os.path.join(path, WEIGHTS_FILE), allow_pickle=False) as data:
+    return {name: data[name].astype(np.float32) for name in data.files}
+
+
+def write_pretrained(output_dir, weights, info, dtype='float16', attributes=None):
+  """Write weights.npz (as `dtype`), config.json and attributes.npz atomically.
+
+  The files are written to a temporary directory beside `output_dir`, which
+  then replaces it: a killed run leaves the previous model (or nothing).
+  """
+  dtype = np.dtype(dtype)
+  arrays = {}
+  for name, value in weights.items():
+    value = np.asarray(value, np.float32)
+    if dtype == np.float16 and np.abs(value).max(initial=0.0) > np.finfo(np.float16).max:
+      raise ValueError('weight %s exceeds the float16 range; use dtype float32' % name)
+    arrays[name] = value.astype(dtype)
+  info = dict(info, format=FORMAT, weights_dtype=dtype.name,
+              num_parameters=int(sum(v.size for v in arrays.values())))
+  def fill(tmp):
+    np.savez_compressed(os.path.join(tmp, WEIGHTS_FILE), **arrays)
+    with open(os.path.join(tmp, INFO_FILE), 'w') as f:
+      json.dump(info, f, indent=1, sort_keys=True)
+    if attributes is not None:
+      from mvae_tf.attributes import save_attribute_vectors
+      save_attribute_vectors(os.path.join(tmp, ATTRIBUTES_FILE), *attributes)
+  atomic.write_dir(output_dir, fill)
+  return info
+
+
+def decoding_info(config_name):
+  """How a config's outputs become notes (mvae_tf.render), without its converter.
+
+  Imports the converters (and note_seq): call it when packaging, not when loading.
+  """
+  from mvae_tf import configs
+  from mvae_tf.data import converters
+  config = configs.get_config(config_name)
+  converter = config.make_converter('eval')
+  info = dict(kind=config.data.kind, steps_per_quarter=converter.steps_per_quarter,
+              steps_per_bar=converter.steps_per_bar, qpm=converters.OUTPUT_QPM,
+              velocity=converters.OUTPUT_VELOCITY, slice_steps=converter.slice_steps)
+  melody = converter.melody_converter if config.data.kind == 'trio' else converter
+  drums = converter.drums_converter if config.data.kind == 'trio' else converter
+  if config.data.kind in ('melody', 'trio'):
+    info.update(min_pitch=melody.min_pitch, num_special_events=melody.num_special_events)
+  if config.data.kind in ('drums', 'trio'):
+    info.update(drum_pitches=[c[0] for c in drums.pitch_classes])
+  if config.data.kind == 'trio':
+    info.update(bass_program=converters.OUTPUT_BASS_PROGRAM)
+  return info
+
+
+def model_info(model, **extra):
+  """The config.json fields that describe a MusicVAE (and how to decode its outputs)."""
+  info = dict(config=model.config_name, decoder_type=model.decoder_type,
+              hparams=model.hparams.to_dict(), input_depth=model.input_depth,
+              output_depths=list(model.output_depths), control_depth=model.control_depth,
+              steps_per_bar=model.steps_per_bar, data=decoding_info(model.config_name))
+  info.update(extra)
+  return info
+
+
+def keras_model(weights, info):
+  """A MusicVAE (TensorFlow) with these weights, for the TF backend."""
+  from mvae_tf.inference import assign_keras_weights
+  from mvae_tf.model.vae import MusicVAE
+  model = MusicVAE(info['hparams'], info['decoder_type'], info['input_depth'],
+                   info['output_depths'], info.get('control_depth', 0),
+                   info.get('steps_per_bar', 16), config_name=info['config'])
+  assign_keras_weights(model, weights)
+  return model

@@ -1,0 +1,222 @@
+"""Generated steps -> notes -> MIDI files, piano-roll PNGs and WAV audio.
+
+Light on purpose: numpy and pretty_midi only (matplotlib for plots,
+fluidsynth for audio), so that `mvae generate` writes music without
+importing note_seq or TensorFlow. The notes are those the converters'
+`from_tensors` write (tests/test_generate.py checks it): melody class
+0 = no event, 1 = note off, k >= 2 = pitch min_pitch + k - 2, a note lasting
+until the next onset or note off; drums one step per hit, the first pitch of
+each drum class, channel 10; trio bass on program 33.
+
+`data` is the decoding block of a model's config.json
+(mvae_tf.pretrained.decoding_info).
+"""
+
+import collections
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+from mvae_tf import atomic
+
+# Start and end in steps.
+Note = collections.namedtuple('Note', ['pitch', 'start', 'end', 'is_drum', 'program',
+                                       'instrument'])
+
+DRUM_CLASS_NAMES = ('kick', 'snare', 'closed hi-hat', 'open hi-hat', 'low tom', 'mid tom',
+                    'high tom', 'crash', 'ride')
+
+SOUNDFONTS = (
+    '/usr/share/sounds/sf2/FluidR3_GM.sf2',
+    '/usr/share/sounds/sf2/default-GM.sf2',
+    '/usr/share/sounds/sf3/default-GM.sf3',
+    '/usr/share/sounds/sf3/FluidR3_GM.sf3',
+    '/usr/share/soundfonts/default.sf2',
+    '/usr/share/soundfonts/FluidR3_GM.sf2',
+    '/usr/local/share/soundfonts/default.sf2',
+    '/opt/homebrew/share/soundfonts/default.sf2',
+)
+WAV_INSTALL_HINT = (
+    '--wav needs the fluidsynth program and a General MIDI soundfont. On Debian/Ubuntu: '
+    'sudo apt-get install fluidsynth fluid-soundfont-gm (macOS: brew install fluid-synth, '
+    'then set MVAE_SOUNDFONT=/path/to/soundfont.sf2)')
+
+
+def melody_notes(classes, min_pitch=21, num_special_events=2, program=0, instrument=0):
+  """Notes of one melody part: class indices [T]."""
+  notes, current = [], None
+  for t, c in enumerate(np.asarray(classes).tolist()):
+    if c == 0 or (c < num_special_events and current is None):
+      continue
+    if current is not None:
+      notes.append(Note(current[0], current[1], t, False, program, instrument))
+      current = None
+    if c >= num_special_events:
+      current = (min_pitch + c - num_special_events, t)
+  if current is not None:
+    notes.append(Note(current[0], current[1], len(classes), False, program, instrument))
+  return notes
+
+
+def drum_notes(labels, drum_pitches):
+  """Notes of one drum part: 512-way labels [T] (bit k = drum class k)."""
+  notes = []
+  for t, label in enumerate(np.asarray(labels).tolist()):
+    for k, pitch in enumerate(drum_pitches):
+      if label >> k & 1:
+        notes.append(Note(pitch, t, t + 1, True, 0, 9))
+  return notes
+
+
+def notes_from_indices(indices, data):
+  """Notes of one decoded sequence: class indices [T, P] (or [T])."""
+  indices = np.asarray(indices)
+  if indices.ndim == 1:
+    indices = indices[:, None]
+  melody = dict(min_pitch=data.get('min_pitch', 21),
+                num_special_events=data.get('num_special_events', 2))
+  if data['kind'] == 'melody':
+    return melody_notes(indices[:, 0], **melody)
+  if data['kind'] == 'drums':
+    return drum_notes(indices[:, 0], data['drum_pitches'])
+  if data['kind'] == 'trio':
+    return (melody_notes(indices[:, 0], **melody)
+            + melody_notes(indices[:, 1], program=data['bass_program'], instrument=1,
+                           **melody)
+            + drum_notes(indices[:, 2], data['drum_pitches']))
+  raise ValueError('unknown kind %r' % data['kind'])
+
+
+def seconds_per_step(data):
+  return 60.0 / data.get('qpm', 120.0) / data.get('steps_per_quarter', 4)
+
+
+_atomic = atomic.write_file
+
+
+def write_midi(notes, path, data):
+  """A MIDI file of `notes` at the model's tempo, written atomically."""
+  import pretty_midi
+  step = seconds_per_step(data)
+  pm = pretty_midi.PrettyMIDI(resolution=220, initial_tempo=data.get('qpm', 120.0))
+  pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+  instruments = {}
+  for n in notes:
+    key = (n.instrument, n.program, n.is_drum)
+    if key not in instruments:
+      instruments[key] = pretty_midi.Instrument(program=n.program, is_drum=n.is_drum)
+    instruments[key].notes.append(pretty_midi.Note(
+        velocity=data.get('velocity', 80), pitch=n.pitch, start=n.start * step,
+        end=n.end * step))
+  pm.instruments.extend(instruments[k] for k in sorted(instruments))
+  _atomic(path, pm.write)
+
+
+def notes_from_sequence(note_sequence, data=None):
+  """Notes (in steps) of a NoteSequence, at its first tempo (or the model's)."""
+  qpm = note_sequence.tempos[0].qpm if note_sequence.tempos else (data or {}).get('qpm', 120.0)
+  spq = (data or {}).get('steps_per_quarter', 4)
+  step = 60.0 / qpm / spq
+  return [Note(n.pitch, int(round(n.start_time / step)), int(round(n.end_time / step)),
+               n.is_drum, n.program, n.instrument) for n in note_sequence.notes]
+
+
+def _pitch_name(pitch):
+  return '%s%d' % (('C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B')[pitch % 12],
+                   pitch // 12 - 1)
+
+
+def _grid(ax, num_steps, steps_per_bar, steps_per_quarter):
+  for t in range(0, num_steps + 1, steps_per_quarter):
+    ax.axvline(t, color='0.55' if t % steps_per_bar else '0.2',
+               linewidth=0.4 if t % steps_per_bar else 1.0, zorder=0)
+  ax.set_xlim(0, num_steps)
+  bars = range(0, num_steps, steps_per_bar)
+  ax.set_xticks(list(bars))
+  ax.set_xticklabels(['bar %d' % (b // steps_per_bar + 1) for b in bars])
+
+
+def _piano_roll(ax, notes, num_steps, data, color):
+  if notes:
+    low, high = min(n.pitch for n in notes) - 2, max(n.pitch for n in notes) + 2
+  else:
+    low, high = 58, 74
+  for n in notes:
+    ax.add_patch(_rectangle((n.start, n.pitch - 0.4), n.end - n.start, 0.8, color))
+  ax.set_ylim(low - 0.5, high + 0.5)
+  ticks = [p for p in range(low, high + 1) if p % 12 in (0, 7)] or [low]
+  ax.set_yticks(ticks)
+  ax.set_yticklabels([_pitch_name(p) for p in ticks])
+  _grid(ax, num_steps, data.get('steps_per_bar', 16), data.get('steps_per_quarter', 4))
+
+
+def _drum_grid(ax, notes, num_steps, data):
+  rows = {p: k for k, p in enumerate(data['drum_pitches'])}
+  for n in notes:
+    if n.pitch in rows:
+      ax.add_patch(_rectangle((n.start + 0.05, rows[n.pitch] - 0.4), 0.9, 0.8, 'tab:red'))
+  ax.set_ylim(-0.5, len(rows) - 0.5)
+  ax.set_yticks(range(len(rows)))
+  ax.set_yticklabels(DRUM_CLASS_NAMES[:len(rows)])
+  for k in range(len(rows) + 1):
+    ax.axhline(k - 0.5, color='0.85', linewidth=0.4, zorder=0)
+  _grid(ax, num_steps, data.get('steps_per_bar', 16), data.get('steps_per_quarter', 4))
+
+
+def _rectangle(xy, width, height, color):
+  from matplotlib.patches import Rectangle
+  return Rectangle(xy, width, height, facecolor=color, edgecolor='black', linewidth=0.3)
+
+
+def plot_notes(notes, path, num_steps, data, title=None):
+  """A PNG: piano roll (melody, trio melody and bass) and drum grid (drums), atomically."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  kind = data['kind']
+  panels = {'melody': ['melody'], 'drums': ['drums'], 'trio': ['melody', 'bass', 'drums']}[kind]
+  width = min(max(8, 3 + num_steps / 6), 40)
+  fig = Figure(figsize=(width, 2.6 * len(panels) + 0.4), dpi=100)
+  FigureCanvasAgg(fig)
+  axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+  for ax, panel in zip(axes, panels):
+    if panel == 'drums':
+      _drum_grid(ax, [n for n in notes if n.is_drum], num_steps, data)
+    else:
+      part = [n for n in notes if not n.is_drum and (n.instrument == 1) == (panel == 'bass')]
+      _piano_roll(ax, part, num_steps, data, 'tab:blue' if panel == 'melody' else 'tab:green')
+    if len(panels) > 1:
+      ax.set_ylabel(panel)
+  if title:
+    axes[0].set_title(title)
+  fig.tight_layout()
+  _atomic(path, lambda tmp: fig.savefig(tmp, format='png'))
+
+
+def find_soundfont():
+  """A General MIDI soundfont: $MVAE_SOUNDFONT, else a usual install path, else None."""
+  env = os.environ.get('MVAE_SOUNDFONT')
+  if env:
+    return env if os.path.isfile(env) else None
+  return next((p for p in SOUNDFONTS if os.path.isfile(p)), None)
+
+
+def wav_renderer():
+  """(fluidsynth path, soundfont path), or None when either is missing."""
+  fluidsynth, soundfont = shutil.which('fluidsynth'), find_soundfont()
+  return (fluidsynth, soundfont) if fluidsynth and soundfont else None
+
+
+def render_wav(midi_path, wav_path, renderer, sample_rate=44100):
+  """Render a MIDI file to WAV with fluidsynth, atomically."""
+  fluidsynth, soundfont = renderer
+
+  def write(tmp):
+    result = subprocess.run([fluidsynth, '-ni', '-q', '-T', 'wav', '-F', tmp,
+                             '-r', str(sample_rate), soundfont, midi_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0 or not os.path.getsize(tmp):
+      raise RuntimeError('fluidsynth failed on %s: %s' % (
+          midi_path, (result.stderr or result.stdout).strip()[-300:]))
+  _atomic(wav_path, write)
