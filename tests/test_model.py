@@ -269,3 +269,27 @@ def test_checkpoint_with_optimizer_state_resumes_exactly(tmp_path):
     results.append([v.numpy() for v in model.weights + optimizer.variables])
   for a, b in zip(*results):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('with_lengths', [True, False])
+def test_hand_written_lstm_backward_matches_autodiff(with_lengths, monkeypatch):
+  from mvae_tf.model import lstm
+  stack = lstm.LSTMStack(7, [5])
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.normal(size=(3, 6, 7)).astype(np.float32))
+  lengths = tf.constant([6, 2, 4]) if with_lengths else None
+  weights = tf.constant(rng.normal(size=(3, 6, 5)).astype(np.float32))
+
+  def loss_and_grads(hand_written):
+    monkeypatch.setattr(lstm, 'HAND_WRITTEN_BACKWARD', hand_written)
+    with tf.GradientTape() as tape:
+      outputs, (c, h) = stack.run(stack.input_projection(x), stack.zero_state(3), lengths)
+      loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(2.0 * c) + tf.reduce_sum(h ** 2)
+    return loss, tape.gradient(loss, stack.trainable_variables)
+
+  loss, grads = loss_and_grads(True)
+  expected_loss, expected = loss_and_grads(False)
+  assert float(loss) == pytest.approx(float(expected_loss), rel=1e-6)
+  for g, e in zip(grads, expected):
+    assert float(tf.reduce_max(tf.abs(e))) > 0.1
+    np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)

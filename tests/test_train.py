@@ -189,6 +189,11 @@ def test_resume_continues_the_step_and_the_schedules(tmp_path, examples):
       float(vae.learning_rate(hp, 4)), rel=1e-6)
   assert second['metrics']['sampling_probability'] == pytest.approx(
       float(vae.sampling_probability(hp, 4)), rel=1e-6)
+  # The run belongs to its config and hparams: anything else is refused.
+  with pytest.raises(runs.RunError, match='was started with'):
+    train.train('tiny-drums_2bar', run_dir, examples, 6, progress=False)
+  with pytest.raises(runs.RunError, match='was started with'):
+    train.train(CONFIG, run_dir, examples, 6, hparams='z_size=4', progress=False)
 
 
 def test_repeated_bad_steps_stop_without_a_checkpoint(tmp_path, examples):
@@ -199,14 +204,6 @@ def test_repeated_bad_steps_stop_without_a_checkpoint(tmp_path, examples):
                 checkpoint_every=1, max_bad_steps=3, progress=False)
   # Step 1 and 2 were skipped (nothing applied) and checkpointed only while finite.
   assert all(runs.checkpoint_step(p) < 3 for p in runs.list_checkpoints(run_dir))
-
-
-def test_another_config_in_the_same_run_dir_is_refused(tmp_path, examples):
-  from mvae_tf import train
-  run_dir = str(tmp_path / 'run')
-  train.train(CONFIG, run_dir, examples, 1, progress=False)
-  with pytest.raises(runs.RunError, match='was started with'):
-    train.train('tiny-drums_2bar', run_dir, examples, 2, progress=False)
 
 
 def test_cli_names_a_missing_examples_file(tmp_path):

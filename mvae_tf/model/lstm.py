@@ -20,6 +20,10 @@ import tensorflow as tf
 # longer ones run in a tf.while_loop.
 UNROLL_LIMIT = 64
 
+# One-layer stacks over an unrolled sequence use lstm_layer's hand-written
+# backward pass (read when a function is traced; off: plain autodiff).
+HAND_WRITTEN_BACKWARD = True
+
 
 def _forget_bias_initializer(units):
   def init(shape, dtype=None):
@@ -124,6 +128,14 @@ class LSTMStack(keras.layers.Layer):
     Returns (top h at every step [B, T, u_top], final states).
     """
     num_steps = x_projection.shape[1]
+    if (HAND_WRITTEN_BACKWARD and len(self.units) == 1 and isinstance(num_steps, int)
+        and num_steps <= UNROLL_LIMIT):
+      # The kernel is read here: the custom gradient sees a tensor, not a variable.
+      args = [x_projection, states[0], states[1], tf.convert_to_tensor(self.recurrent_kernels[0])]
+      if lengths is not None:
+        args.append(tf.sequence_mask(lengths, num_steps, tf.float32))
+      outputs, c, h = lstm_layer(*args)
+      return outputs, (c, h)
 
     def body(t, x_t, states):
       h, new_states = self.step(x_t, states)
@@ -170,3 +182,65 @@ def scan(body, sequence, carry, num_steps=None, output_dtypes=tf.float32, unroll
   _, arrays, carry = tf.while_loop(
       lambda t, *_: t < num_steps, loop_body, (tf.constant(0), arrays, carry))
   return tf.nest.map_structure(lambda a: time_major(a.stack()), arrays), carry
+
+
+def _cell(x_t, c, h, recurrent_kernel):
+  gates = x_t + tf.matmul(h, recurrent_kernel)
+  gi, gf, gc, go = tf.split(gates, 4, axis=-1)
+  i, f, g, o = tf.sigmoid(gi), tf.sigmoid(gf), tf.tanh(gc), tf.sigmoid(go)
+  c_new = f * c + i * g
+  tc = tf.tanh(c_new)
+  return c_new, o * tc, (i, f, g, o, tc)
+
+
+@tf.custom_gradient
+def lstm_layer(x_projection, c0, h0, recurrent_kernel, mask=None):
+  """One LSTM layer over a short static sequence, with a hand-written backward pass.
+
+  Same result as LSTMStack.run for one layer: outputs [B, T, u] (each step's
+  h), and the final (c, h), whose state stops changing where `mask` [B, T]
+  (float) is 0. Why by hand: autodiff of the unrolled loop makes one small
+  weight-gradient product per step and adds them up; here the recurrent
+  kernel's gradient is one [u, B*T] x [B*T, 4u] product.
+  """
+  num_steps = x_projection.shape[1]
+  c, h = c0, h0
+  outputs, cache = [], []
+  for t in range(num_steps):
+    c_new, h_new, gates = _cell(x_projection[:, t], c, h, recurrent_kernel)
+    cache.append((c, h, gates))
+    outputs.append(h_new)
+    if mask is not None:
+      m = mask[:, t:t + 1]
+      c_new, h_new = m * c_new + (1 - m) * c, m * h_new + (1 - m) * h
+    c, h = c_new, h_new
+
+  def grad(d_outputs, d_c, d_h):
+    d_outputs = tf.zeros_like(x_projection[..., :h0.shape[-1]]) if d_outputs is None \
+        else d_outputs
+    d_c = tf.zeros_like(c0) if d_c is None else d_c
+    d_h = tf.zeros_like(h0) if d_h is None else d_h
+    d_gates = [None] * num_steps
+    for t in reversed(range(num_steps)):
+      c_prev, _, (i, f, g, o, tc) = cache[t]
+      if mask is not None:
+        m = mask[:, t:t + 1]
+        pass_c, pass_h = (1 - m) * d_c, (1 - m) * d_h
+        d_c, d_h = m * d_c, m * d_h
+      d_h = d_h + d_outputs[:, t]
+      d_c = d_c + d_h * o * (1 - tc * tc)
+      d_gates[t] = tf.concat([d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f),
+                              d_c * i * (1 - g * g), d_h * tc * o * (1 - o)], -1)
+      d_c = d_c * f
+      d_h = tf.matmul(d_gates[t], recurrent_kernel, transpose_b=True)
+      if mask is not None:
+        d_c, d_h = d_c + pass_c, d_h + pass_h
+    d_x = tf.stack(d_gates, 1)
+    h_prev = tf.stack([entry[1] for entry in cache], 1)
+    units = h0.shape[-1]
+    d_kernel = tf.matmul(tf.reshape(h_prev, [-1, units]),
+                         tf.reshape(d_x, [-1, 4 * units]), transpose_a=True)
+    grads = (d_x, d_c, d_h, d_kernel)
+    return grads + ((None,) if mask is not None else ())
+
+  return (tf.stack(outputs, 1), c, h), grad
