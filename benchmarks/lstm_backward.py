@@ -1,11 +1,12 @@
-"""The hand-written LSTM backward pass against plain autodiff, side by side; prints JSON.
+"""The hand-written LSTM backward passes against plain autodiff, side by side; prints JSON.
 
   .venv/bin/python benchmarks/lstm_backward.py [--config cat-mel_2bar_small] [--rounds 3]
 
-Two copies of the model train on the same synthetic batch (global batch 64),
-one traced with mvae_tf.model.lstm.HAND_WRITTEN_BACKWARD off and one with it
-on; their steps are timed in turn, `--rounds` times, so that both see the
-same machine load (compare the ratio).
+Three copies of the model train on the same synthetic batch (global batch 64),
+traced with plain autodiff, with the hand-written backward of one-layer runs
+(the encoder: mvae_tf.model.lstm.HAND_WRITTEN_BACKWARD) and with that of the
+decoder too (HAND_WRITTEN_DECODER_BACKWARD); their steps are timed in turn,
+`--rounds` times, so that all see the same machine load (compare the ratios).
 """
 
 import argparse
@@ -28,8 +29,11 @@ def main():
 
   rng = np.random.default_rng(0)
   runs = {}
-  for hand_written in (False, True):
-    lstm.HAND_WRITTEN_BACKWARD = hand_written
+  variants = {'autodiff': (False, False), 'encoder': (True, False),
+              'encoder_and_decoder': (True, True)}
+  for name, (encoder, decoder) in variants.items():
+    lstm.HAND_WRITTEN_BACKWARD = encoder
+    lstm.HAND_WRITTEN_DECODER_BACKWARD = decoder
     model = vae.MusicVAE.from_config_name(args.config, 'batch_size=%d' % args.batch_size)
     optimizer = vae.make_optimizer(model.hparams, model)
     b, t = args.batch_size, model.hparams.max_seq_len
@@ -43,21 +47,21 @@ def main():
                        vae.train_step(model, optimizer, batch, s))
     for i in range(3):  # trace and warm up
       float(step(batch, tf.constant(i, tf.int64))['loss'])
-    runs[hand_written] = dict(step=step, batch=batch, seconds=0.0)
+    runs[name] = dict(step=step, batch=batch, seconds=0.0)
   for _ in range(args.rounds):
-    for hand_written, run in runs.items():
+    for run in runs.values():
       t0 = time.perf_counter()
       for _ in range(args.steps):
         metrics = run['step'](run['batch'], tf.constant(1000, tf.int64))
       float(metrics['loss'])
       run['seconds'] += time.perf_counter() - t0
   steps = args.rounds * args.steps
-  result = {('hand_written' if k else 'autodiff'): dict(
+  result = {k: dict(
       steps_per_sec=round(steps / r['seconds'], 3),
-      examples_per_sec=round(steps * args.batch_size / r['seconds'], 1))
+      examples_per_sec=round(steps * args.batch_size / r['seconds'], 1),
+      speedup=round(runs['autodiff']['seconds'] / r['seconds'], 3))
       for k, r in runs.items()}
   result.update(config=args.config, batch_size=args.batch_size, steps=steps,
-                speedup=round(runs[False]['seconds'] / runs[True]['seconds'], 3),
                 load_average_1min=os.getloadavg()[0], cpu_count=os.cpu_count())
   print(json.dumps(result, indent=1))
 

@@ -11,6 +11,7 @@ one-hot times a matrix), and the z (or bar embedding) term plus the bias is one
 import keras
 import tensorflow as tf
 
+from mvae_tf.model import lstm
 from mvae_tf.model.lstm import LSTMStack, scan
 
 
@@ -159,24 +160,44 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
       x += ctrl
     if states is None:
       states = self.initial_state(z, batch)
-    if isinstance(sampling_probability, (int, float)) and sampling_probability == 0:
+    no_sampling = isinstance(sampling_probability, (int, float)) and sampling_probability == 0
+    num_steps = x.shape[1]
+    hand_written = (lstm.HAND_WRITTEN_DECODER_BACKWARD and isinstance(num_steps, int)
+                    and num_steps <= lstm.UNROLL_LIMIT)
+    if no_sampling and not hand_written:
       logits, _ = scan(lambda t, x_t, s: self.step(x_t, s), x, states)
       return logits
-    seed = _seed(seed)
+    seed = _seed(seed) if not no_sampling else None
     # The non-token term of each step, to add to a sampled token's rows.
     other = cond[:, None, :] + ctrl if ctrl is not None else tf.broadcast_to(
         cond[:, None, :], tf.shape(x))
 
-    def body(t, pair, carry):
-      x_t, other_t = pair[:, 0], pair[:, 1]
-      states, previous_logits = carry
+    def choose(t, previous_logits):
+      """(use the sampled token at step t [B, 1], its kernel rows [B, P])."""
       step_seed = tf.random.experimental.stateless_fold_in(seed, t)
       sampled = sample_parts(previous_logits, self.output_depths, 1.0, step_seed)
       use = tf.random.stateless_uniform(
           [batch], tf.random.experimental.stateless_fold_in(step_seed, 99)) \
           < sampling_probability
       use = tf.logical_and(use, t > 0)[:, None]
-      x_t = tf.where(use, self.token_rows(sampled) + other_t, x_t)
+      return use, sampled + tf.constant(self._offsets, tf.int32)
+
+    if hand_written:
+      cell = self.cell
+      read = tf.convert_to_tensor
+      return lstm.decode_stack(
+          x, states, [read(k) for k in cell.recurrent_kernels],
+          [read(k) for k in cell.kernels[1:]], [read(b) for b in cell.biases[1:]],
+          read(self.output_kernel), read(self.output_bias),
+          choose=None if no_sampling else choose, other=None if no_sampling else other,
+          token_table=None if no_sampling else read(cell.kernels[0])[:self.output_depth])
+
+    def body(t, pair, carry):
+      x_t, other_t = pair[:, 0], pair[:, 1]
+      states, previous_logits = carry
+      use, rows = choose(t, previous_logits)
+      x_t = tf.where(use, tf.reduce_sum(tf.gather(self.cell.kernels[0], rows), -2) + other_t,
+                     x_t)
       logits, states = self.step(x_t, states)
       return logits, (states, logits)
 

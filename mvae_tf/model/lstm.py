@@ -23,6 +23,9 @@ UNROLL_LIMIT = 64
 # One-layer stacks over an unrolled sequence use lstm_layer's hand-written
 # backward pass (read when a function is traced; off: plain autodiff).
 HAND_WRITTEN_BACKWARD = True
+# Decoders' teacher-forced and scheduled-sampling passes over an unrolled
+# sequence use decode_stack's hand-written backward pass (likewise).
+HAND_WRITTEN_DECODER_BACKWARD = True
 
 
 def _forget_bias_initializer(units):
@@ -220,27 +223,140 @@ def lstm_layer(x_projection, c0, h0, recurrent_kernel, mask=None):
         else d_outputs
     d_c = tf.zeros_like(c0) if d_c is None else d_c
     d_h = tf.zeros_like(h0) if d_h is None else d_h
-    d_gates = [None] * num_steps
-    for t in reversed(range(num_steps)):
-      c_prev, _, (i, f, g, o, tc) = cache[t]
-      if mask is not None:
-        m = mask[:, t:t + 1]
-        pass_c, pass_h = (1 - m) * d_c, (1 - m) * d_h
-        d_c, d_h = m * d_c, m * d_h
-      d_h = d_h + d_outputs[:, t]
-      d_c = d_c + d_h * o * (1 - tc * tc)
-      d_gates[t] = tf.concat([d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f),
-                              d_c * i * (1 - g * g), d_h * tc * o * (1 - o)], -1)
-      d_c = d_c * f
-      d_h = tf.matmul(d_gates[t], recurrent_kernel, transpose_b=True)
-      if mask is not None:
-        d_c, d_h = d_c + pass_c, d_h + pass_h
-    d_x = tf.stack(d_gates, 1)
-    h_prev = tf.stack([entry[1] for entry in cache], 1)
-    units = h0.shape[-1]
-    d_kernel = tf.matmul(tf.reshape(h_prev, [-1, units]),
-                         tf.reshape(d_x, [-1, 4 * units]), transpose_a=True)
+    d_x, d_c, d_h = _through_time(cache, d_outputs, recurrent_kernel, d_c, d_h, mask)
+    d_kernel = _weight_gradient([entry[1] for entry in cache], d_x)
     grads = (d_x, d_c, d_h, d_kernel)
     return grads + ((None,) if mask is not None else ())
 
   return (tf.stack(outputs, 1), c, h), grad
+
+
+def _through_time(cache, d_outputs, recurrent_kernel, d_c, d_h, mask=None):
+  """Backward through time of one LSTM layer.
+
+  `cache[t]` = (c_prev, h_prev, (i, f, g, o, tanh(c))) of step t; `d_outputs`
+  [B, T, u] the gradient of each step's h, (d_c, d_h) that of the final state.
+  Returns (gradient of each step's gate pre-activations [B, T, 4u], d_c0, d_h0).
+  """
+  num_steps = len(cache)
+  d_gates = [None] * num_steps
+  for t in reversed(range(num_steps)):
+    c_prev, _, (i, f, g, o, tc) = cache[t]
+    if mask is not None:
+      m = mask[:, t:t + 1]
+      pass_c, pass_h = (1 - m) * d_c, (1 - m) * d_h
+      d_c, d_h = m * d_c, m * d_h
+    d_h = d_h + d_outputs[:, t]
+    d_c = d_c + d_h * o * (1 - tc * tc)
+    d_gates[t] = tf.concat([d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f),
+                            d_c * i * (1 - g * g), d_h * tc * o * (1 - o)], -1)
+    d_c = d_c * f
+    d_h = tf.matmul(d_gates[t], recurrent_kernel, transpose_b=True)
+    if mask is not None:
+      d_c, d_h = d_c + pass_c, d_h + pass_h
+  return tf.stack(d_gates, 1), d_c, d_h
+
+
+def _weight_gradient(step_inputs, d_gates):
+  """sum_t step_inputs[t]^T d_gates[:, t] as one product: [B, T, n] x [B, T, m] -> [n, m]."""
+  x = tf.stack(step_inputs, 1) if isinstance(step_inputs, (list, tuple)) else step_inputs
+  return tf.matmul(tf.reshape(x, [-1, x.shape[-1]]),
+                   tf.reshape(d_gates, [-1, d_gates.shape[-1]]), transpose_a=True)
+
+
+def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, output_bias,
+                 choose=None, other=None, token_table=None):
+  """A stack's teacher-forced (or scheduled-sampling) pass with a hand-written backward.
+
+  Same result as running LSTMStack.step and the output layer at every step of
+  `x` [B, T, 4u_0] (the first layer's input term, bias included): logits
+  [B, T, D]. With `choose(t, previous_logits) -> (use [B, 1] bool, rows [B, P]
+  int)`, a step where `use` is true takes `sum(token_table[rows]) + other[:, t]`
+  instead of `x[:, t]` (scheduled sampling: `rows` are sampled token rows, not
+  differentiated). Why by hand: autodiff of the unrolled steps makes every
+  weight-gradient product once per step; here each is one product over all
+  steps, and the output layer's backward is one product too.
+
+  `recurrent_kernels` [L], `kernels` and `biases` [L - 1] (layers 1..L-1) and the
+  output layer are tensors (read from the variables by the caller).
+  """
+  num_layers = len(recurrent_kernels)
+  sampling = choose is not None
+  tensors = ([x] + list(states) + list(recurrent_kernels) + list(kernels) + list(biases)
+             + [output_kernel, output_bias] + ([other, token_table] if sampling else []))
+
+  @tf.custom_gradient
+  def run(*args):
+    x, rest = args[0], list(args[1:])
+    st, rest = rest[:2 * num_layers], rest[2 * num_layers:]
+    rec, rest = rest[:num_layers], rest[num_layers:]
+    ker, rest = rest[:num_layers - 1], rest[num_layers - 1:]
+    bia, rest = rest[:num_layers - 1], rest[num_layers - 1:]
+    w_out, b_out = rest[0], rest[1]
+    oth, table = (rest[2], rest[3]) if sampling else (None, None)
+    num_steps = x.shape[1]
+    cs, hs = list(st[0::2]), list(st[1::2])
+    caches = [[] for _ in range(num_layers)]
+    outputs = [[] for _ in range(num_layers)]
+    logits, uses, picks = [], [], []
+    previous = tf.zeros([tf.shape(x)[0], w_out.shape[-1]])
+    for t in range(num_steps):
+      x_t = x[:, t]
+      if sampling:
+        use, rows = choose(t, previous)
+        x_t = tf.where(use, tf.reduce_sum(tf.gather(table, rows), -2) + oth[:, t], x_t)
+        uses.append(use)
+        picks.append(rows)
+      inp = None
+      for l in range(num_layers):
+        pre = x_t if l == 0 else tf.matmul(inp, ker[l - 1]) + bia[l - 1]
+        c_new, h_new, gates = _cell(pre, cs[l], hs[l], rec[l])
+        caches[l].append((cs[l], hs[l], gates))
+        outputs[l].append(h_new)
+        cs[l], hs[l] = c_new, h_new
+        inp = h_new
+      previous = tf.matmul(inp, w_out) + b_out
+      logits.append(previous)
+
+    def grad(d_logits):
+      top = tf.stack(outputs[-1], 1)
+      units = top.shape[-1]
+      d_w_out = _weight_gradient(top, d_logits)
+      d_b_out = tf.reduce_sum(d_logits, [0, 1])
+      d_out = tf.reshape(tf.matmul(tf.reshape(d_logits, [-1, d_logits.shape[-1]]), w_out,
+                                   transpose_b=True), [-1, num_steps, units])
+      d_states = [None] * (2 * num_layers)
+      d_rec, d_ker, d_bia = [None] * num_layers, [None] * (num_layers - 1), \
+          [None] * (num_layers - 1)
+      d_x = None
+      for l in reversed(range(num_layers)):
+        zeros = tf.zeros_like(st[2 * l])
+        d_gates, d_states[2 * l], d_states[2 * l + 1] = _through_time(
+            caches[l], d_out, rec[l], zeros, zeros)
+        d_rec[l] = _weight_gradient([entry[1] for entry in caches[l]], d_gates)
+        if l > 0:
+          below = tf.stack(outputs[l - 1], 1)
+          d_ker[l - 1] = _weight_gradient(below, d_gates)
+          d_bia[l - 1] = tf.reduce_sum(d_gates, [0, 1])
+          d_out = tf.reshape(tf.matmul(tf.reshape(d_gates, [-1, d_gates.shape[-1]]),
+                                       ker[l - 1], transpose_b=True),
+                             [-1, num_steps, below.shape[-1]])
+        else:
+          d_x = d_gates
+      extra = []
+      if sampling:
+        use = tf.stack(uses, 1)  # [B, T, 1]
+        d_other = tf.where(use, d_x, tf.zeros_like(d_x))
+        d_x = tf.where(use, tf.zeros_like(d_x), d_x)
+        rows = tf.stack(picks, 1)  # [B, T, P]
+        flat = tf.reshape(d_other, [-1, d_other.shape[-1]])
+        d_table = tf.zeros_like(table)
+        for p in range(rows.shape[-1]):
+          d_table += tf.math.unsorted_segment_sum(flat, tf.reshape(rows[..., p], [-1]),
+                                                  table.shape[0])
+        extra = [d_other, d_table]
+      return tuple([d_x] + d_states + d_rec + d_ker + d_bia + [d_w_out, d_b_out] + extra)
+
+    return tf.stack(logits, 1), grad
+
+  return run(*tensors)
