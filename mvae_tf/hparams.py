@@ -30,7 +30,9 @@ class HParams:
   conditional: bool = True  # False: the decoder ignores z (a language model)
   dec_rnn_size: tuple = (512,)  # decoder (and conductor) LSTM layer sizes
   enc_rnn_size: tuple = (256,)  # bidirectional encoder layer sizes (per direction)
-  dropout_keep_prob: float = 1.0  # input keep probability of every decoder LSTM layer
+  # Input keep probability of every encoder and decoder LSTM layer in the reference;
+  # not implemented here: values below 1 are refused (the reference configs keep 1.0).
+  dropout_keep_prob: float = 1.0
   sampling_schedule: str = 'constant'  # 'constant', 'exponential' or 'inverse_sigmoid'
   sampling_rate: float = 0.0
   use_cudnn: bool = False  # accepted for compatibility; has no effect here
