@@ -167,37 +167,31 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     if no_sampling and not hand_written:
       logits, _ = scan(lambda t, x_t, s: self.step(x_t, s), x, states)
       return logits
-    seed = _seed(seed) if not no_sampling else None
+    if no_sampling:
+      return self._decode_stack(x, states)
+    seed = _seed(seed)
     # The non-token term of each step, to add to a sampled token's rows.
     other = cond[:, None, :] + ctrl if ctrl is not None else tf.broadcast_to(
         cond[:, None, :], tf.shape(x))
 
     def choose(t, previous_logits):
-      """(use the sampled token at step t [B, 1], its kernel rows [B, P])."""
+      """(use the sampled token at step t [B, 1], its indices per part [B, P])."""
       step_seed = tf.random.experimental.stateless_fold_in(seed, t)
       sampled = sample_parts(previous_logits, self.output_depths, 1.0, step_seed)
       use = tf.random.stateless_uniform(
           [batch], tf.random.experimental.stateless_fold_in(step_seed, 99)) \
           < sampling_probability
       use = tf.logical_and(use, t > 0)[:, None]
-      return use, sampled + tf.constant(self._offsets, tf.int32)
+      return use, sampled
 
     if hand_written:
-      cell = self.cell
-      read = tf.convert_to_tensor
-      return lstm.decode_stack(
-          x, states, [read(k) for k in cell.recurrent_kernels],
-          [read(k) for k in cell.kernels[1:]], [read(b) for b in cell.biases[1:]],
-          read(self.output_kernel), read(self.output_bias),
-          choose=None if no_sampling else choose, other=None if no_sampling else other,
-          token_table=None if no_sampling else read(cell.kernels[0])[:self.output_depth])
+      return self._decode_stack(x, states, choose, other)
 
     def body(t, pair, carry):
       x_t, other_t = pair[:, 0], pair[:, 1]
       states, previous_logits = carry
-      use, rows = choose(t, previous_logits)
-      x_t = tf.where(use, tf.reduce_sum(tf.gather(self.cell.kernels[0], rows), -2) + other_t,
-                     x_t)
+      use, sampled = choose(t, previous_logits)
+      x_t = tf.where(use, self.token_rows(sampled) + other_t, x_t)
       logits, states = self.step(x_t, states)
       return logits, (states, logits)
 
@@ -205,6 +199,16 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     logits, _ = scan(body, elems,
                      (states, tf.zeros([batch, self.output_depth])))
     return logits
+
+  def _decode_stack(self, x, states, choose=None, other=None):
+    """teacher_forced's pass through lstm.decode_stack (hand-written backward)."""
+    cell, read = self.cell, tf.convert_to_tensor
+    return lstm.decode_stack(
+        x, states, [read(k) for k in cell.recurrent_kernels],
+        [read(k) for k in cell.kernels[1:]], [read(b) for b in cell.biases[1:]],
+        read(self.output_kernel), read(self.output_bias), choose=choose, other=other,
+        token_table=None if choose is None else read(cell.kernels[0])[:self.output_depth],
+        token_offsets=self._offsets)
 
   def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None,
              first_input=None, states=None, batch_size=None):

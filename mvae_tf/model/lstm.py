@@ -265,14 +265,15 @@ def _weight_gradient(step_inputs, d_gates):
 
 
 def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, output_bias,
-                 choose=None, other=None, token_table=None):
+                 choose=None, other=None, token_table=None, token_offsets=(0,)):
   """A stack's teacher-forced (or scheduled-sampling) pass with a hand-written backward.
 
   Same result as running LSTMStack.step and the output layer at every step of
   `x` [B, T, 4u_0] (the first layer's input term, bias included): logits
-  [B, T, D]. With `choose(t, previous_logits) -> (use [B, 1] bool, rows [B, P]
-  int)`, a step where `use` is true takes `sum(token_table[rows]) + other[:, t]`
-  instead of `x[:, t]` (scheduled sampling: `rows` are sampled token rows, not
+  [B, T, D]. With `choose(t, previous_logits) -> (use [B, 1] bool, indices
+  [B, P] int)`, a step where `use` is true takes `sum(token_table[rows]) +
+  other[:, t]` instead of `x[:, t]`, rows = indices + `token_offsets` (part p's
+  first row; scheduled sampling: the indices are sampled tokens, not
   differentiated). Why by hand: autodiff of the unrolled steps makes every
   weight-gradient product once per step; here each is one product over all
   steps, and the output layer's backward is one product too.
@@ -303,7 +304,8 @@ def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, o
     for t in range(num_steps):
       x_t = x[:, t]
       if sampling:
-        use, rows = choose(t, previous)
+        use, indices = choose(t, previous)
+        rows = indices + tf.constant(token_offsets, tf.int32)
         x_t = tf.where(use, tf.reduce_sum(tf.gather(table, rows), -2) + oth[:, t], x_t)
         uses.append(use)
         picks.append(rows)
