@@ -350,7 +350,8 @@ def add_evaluate_parser(subparsers):
   source = p.add_mutually_exclusive_group(required=True)
   source.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
   source.add_argument('--checkpoint', metavar='PATH',
-                      help='a .../checkpoints/ckpt-N prefix or a saved model directory')
+                      help='any model: a .../checkpoints/ckpt-N prefix, a saved model '
+                           'directory, a packaged model directory or a shipped model name')
   p.add_argument('--examples_path', required=True, metavar='FILE.tfrecord',
                  help='held-out NoteSequences (from `mvae prepare` or `mvae corpus`)')
   p.add_argument('--num_batches', type=int, default=None, metavar='N',
@@ -375,7 +376,7 @@ def _check_model(model, config):
 
 
 def run_evaluate(args):
-  from mvae_tf import cli, configs, runs
+  from mvae_tf import cli, configs, resolve, runs
   if args.num_batches is not None and args.num_batches < 1:
     raise cli.UserError('--num_batches must be positive')
   if args.batch_size is not None and args.batch_size < 1:
@@ -390,8 +391,12 @@ def run_evaluate(args):
   except (OSError, ValueError) as e:
     raise cli.UserError(str(e)) from None
   try:
-    model, step = runs.restore_model(run_dir=args.run_dir, checkpoint=args.checkpoint,
-                                     config=args.config, hparams=args.hparams or None)
+    if args.run_dir:
+      model, step = runs.restore_model(run_dir=args.run_dir, config=args.config,
+                                       hparams=args.hparams or None)
+    else:  # anything the resolver takes
+      model, _, step, _ = resolve.load_keras(args.checkpoint, config=args.config,
+                                             hparams=args.hparams or None)
     _check_model(model, config)
   except (runs.RunError, ValueError, OSError) as e:
     raise cli.UserError(str(e)) from None

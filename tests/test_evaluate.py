@@ -322,7 +322,7 @@ def test_cli_errors_name_the_input_and_what_to_do(tmp_path, melody_examples, sav
   (tmp_path / 'empty').mkdir()
   with pytest.raises(UserError, match='has no checkpoint yet: train first'):
     _run('--run_dir', str(tmp_path / 'empty'), *common)
-  with pytest.raises(UserError, match='not a checkpoint'):
+  with pytest.raises(UserError, match='ckpt-3: no such model; give a shipped model'):
     _run('--checkpoint', str(tmp_path / 'ckpt-3'), *common)
   with pytest.raises(UserError, match='missing.tfrecord: no such examples file'):
     _run('--checkpoint', saved_model, '--config', 'tiny-mel_2bar',
@@ -365,8 +365,7 @@ def test_cli_prints_the_report(tiny_model, tmp_path, melody_examples, capsys, mo
   monkeypatch.setattr(runs, 'restore_model', restore_model)
   assert _run('--run_dir', str(tmp_path), '--config', 'tiny-mel_2bar', '--examples_path',
               melody_examples, '--num_batches', '1') == 0
-  assert calls == [dict(run_dir=str(tmp_path), checkpoint=None, config='tiny-mel_2bar',
-                        hparams=None)]
+  assert calls == [dict(run_dir=str(tmp_path), config='tiny-mel_2bar', hparams=None)]
   text = capsys.readouterr().out
   assert '(paper 0.986)' in text and '(paper 0.951)' in text
   assert 'at step 1200' in text and '5 windows in 1 batches' in text  # batch_size 8

@@ -24,11 +24,15 @@ def _seed(seed):
   return tf.cast(seed, tf.int32)
 
 
-def sample_parts(logits, depths, temperature=0.0, seed=None):
+def sample_parts(logits, depths, temperature=0.0, seed=None, noise=None):
   """Indices [B, P] of one class per part of `logits` [B, sum(depths)].
 
-  temperature 0 (a Python number) means argmax; else softmax(logits / temperature).
+  Without `noise`: temperature 0 (a Python number) means argmax; else a draw
+  of softmax(logits / temperature) with the stateless `seed`. With `noise`
+  [B, sum(depths)] (uniform in (0, 1)), Gumbel-max: see gumbel_max.
   """
+  if noise is not None:
+    return gumbel_max(logits, depths, temperature, noise)
   parts = tf.split(logits, depths, axis=-1) if len(depths) > 1 else [logits]
   out = []
   for p, part in enumerate(parts):
@@ -39,6 +43,30 @@ def sample_parts(logits, depths, temperature=0.0, seed=None):
       out.append(tf.random.stateless_categorical(
           part / temperature, 1, seed=s, dtype=tf.int32)[:, 0])
   return tf.stack(out, -1)
+
+
+# Uniform noise is clipped to [NOISE_MIN, 1 - 2^-24] before the Gumbel transform,
+# so that 0 and 1 (which a device may draw) give finite scores.
+NOISE_MIN = 1e-20
+
+
+def gumbel_max(logits, depths, temperature, noise):
+  """Gumbel-max sampling: argmax(logits / temperature - log(-log(noise))) per part.
+
+  The same draw as softmax(logits / temperature) sampling, with the randomness
+  an input: the same `noise` [B, sum(depths)] (uniform in (0, 1)) gives the
+  same tokens on every device. `temperature` (a number or [B]) of 0 means
+  argmax (the noise is ignored). Returns indices [B, P] int32. No random op.
+  """
+  temperature = tf.cast(temperature, tf.float32)
+  if len(temperature.shape) == 1:
+    temperature = temperature[:, None]
+  hot = temperature > 0
+  noise = tf.clip_by_value(tf.cast(noise, tf.float32), NOISE_MIN, 1.0 - 2.0 ** -24)
+  gumbel = -tf.math.log(-tf.math.log(noise))
+  scores = tf.where(hot, logits / tf.where(hot, temperature, 1.0) + gumbel, logits)
+  parts = tf.split(scores, depths, axis=-1) if len(depths) > 1 else [scores]
+  return tf.stack([tf.argmax(part, -1, output_type=tf.int32) for part in parts], -1)
 
 
 def indices_to_onehot(indices, depths):
@@ -211,11 +239,14 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
         token_offsets=self._offsets)
 
   def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None,
-             first_input=None, states=None, batch_size=None):
+             first_input=None, states=None, batch_size=None, noise=None, unroll=None):
     """Free-running decode: each step is fed its own previous sample.
 
     Returns (indices [B, num_steps, P] int32, logits [B, num_steps, D], final states).
     `first_input` [B, D] one-hot (default zeros) is the first step's previous token.
+    With `noise` [B, num_steps, D] (uniform in (0, 1)) the draws are Gumbel-max
+    (`gumbel_max`, temperature a number or [B]) and no random op is used:
+    the exported graphs decode this way. `unroll`: see lstm.scan.
     """
     batch = batch_size if batch_size is not None else tf.shape(z)[0]
     cond, ctrl = self._step_terms(z, controls, batch)
@@ -223,20 +254,23 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
       states = self.initial_state(z, batch)
     token = (self.token_projection(first_input) if first_input is not None
              else tf.zeros_like(cond))
-    seed = _seed(seed) if not (isinstance(temperature, (int, float)) and temperature == 0) \
-        else None
+    greedy = isinstance(temperature, (int, float)) and temperature == 0
+    seed = _seed(seed) if not greedy and noise is None else None
 
-    def body(t, ctrl_t, carry):
+    def body(t, inputs, carry):
+      ctrl_t, noise_t = inputs
       states, token = carry
       x_t = token + cond if ctrl_t is None else token + cond + ctrl_t
       logits, states = self.step(x_t, states)
       step_seed = (tf.random.experimental.stateless_fold_in(seed, t)
                    if seed is not None else None)
-      indices = sample_parts(logits, self.output_depths, temperature, step_seed)
+      indices = sample_parts(logits, self.output_depths, temperature, step_seed, noise_t)
       return (indices, logits), (states, self.token_rows(indices))
 
     (indices, logits), (states, _) = scan(
-        body, ctrl, (states, token), num_steps, output_dtypes=(tf.int32, tf.float32))
+        body, (ctrl, noise), (states, token), num_steps,
+        output_dtypes=(tf.int32, tf.float32), unroll=unroll,
+        output_shapes=([z.shape[0], len(self.output_depths)], [z.shape[0], self.output_depth]))
     return indices, logits, states
 
 
@@ -300,7 +334,8 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
     """z [B, z_size] -> one embedding per bar [B, num_bars, E]."""
     states = self.conductor.states_from_vector(
         tf.tanh(tf.matmul(z, self.conductor_initial_kernel) + self.conductor_initial_bias))
-    emb, _ = scan(lambda t, _, s: self.conductor_step(s), None, states, self.num_bars)
+    emb, _ = scan(lambda t, _, s: self.conductor_step(s), None, states, self.num_bars,
+                  output_shapes=[z.shape[0], self.rnn_sizes[-1]])
     return emb
 
   def _split_bars(self, x):
@@ -325,30 +360,40 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
       logits.append(tf.reshape(out, [batch, num_steps, core.output_depth]))
     return tf.concat(logits, -1) if len(logits) > 1 else logits[0]
 
-  def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None):
-    """Free-running decode, bar by bar. Returns (indices [B, T, P], logits [B, T, D])."""
+  def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None, noise=None):
+    """Free-running decode, bar by bar. Returns (indices [B, T, P], logits [B, T, D]).
+
+    With `noise` [B, >= bars * steps_per_bar, D] the draws are Gumbel-max (see
+    CategoricalLSTMDecoder.sample).
+    """
     if num_steps > self.num_bars * self.steps_per_bar:
       raise ValueError('a hierarchical decoder writes at most %d steps, asked for %d' % (
           self.num_bars * self.steps_per_bar, num_steps))
     batch = tf.shape(z)[0]
     emb = self.embeddings(z)
-    seed = None if (isinstance(temperature, (int, float)) and temperature == 0) \
-        else _seed(seed)
+    greedy = isinstance(temperature, (int, float)) and temperature == 0
+    seed = None if greedy or noise is not None else _seed(seed)
     bars = -(-num_steps // self.steps_per_bar)
     num_parts = len(self.core_decoders)
-    ctrl = None
-    if self.control_depth:
-      ctrl = tf.reshape(controls[:, :bars * self.steps_per_bar],
-                        [batch, bars, self.steps_per_bar, self.control_depth])
+    spb = self.steps_per_bar
 
-    def bar_body(b, ctrl_b, previous):
+    def per_bar(x, depth):
+      return tf.reshape(x[:, :bars * spb], [batch, bars, spb, depth])
+    ctrl = per_bar(controls, self.control_depth) if self.control_depth else None
+    noise = per_bar(noise, self.output_depth) if noise is not None else None
+    offsets = [sum(self.output_depths[:p]) for p in range(num_parts)]
+
+    def bar_body(b, inputs, previous):
+      ctrl_b, noise_b = inputs
       emb_b = tf.gather(emb, b, axis=1)
       indices, logits, last = [], [], []
       for p, core in enumerate(self.core_decoders):
         s = None if seed is None else tf.random.experimental.stateless_fold_in(
             seed, b * num_parts + p)
-        idx, lg, _ = core.sample(emb_b, self.steps_per_bar, temperature, s, ctrl_b,
-                                 first_input=previous[p], batch_size=batch)
+        noise_p = None if noise_b is None else \
+            noise_b[..., offsets[p]:offsets[p] + core.output_depth]
+        idx, lg, _ = core.sample(emb_b, spb, temperature, s, ctrl_b,
+                                 first_input=previous[p], batch_size=batch, noise=noise_p)
         last.append(tf.one_hot(idx[:, -1, 0], core.output_depth))
         indices.append(idx)
         logits.append(lg)
@@ -356,8 +401,10 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
 
     # Bars run in a tf.while_loop (a graph of one bar), each bar's steps unrolled.
     first = tuple(tf.zeros([batch, d]) for d in self.output_depths)
-    (indices, logits), _ = scan(bar_body, ctrl, first, bars,
-                                output_dtypes=(tf.int32, tf.float32), unroll=False)
-    indices = tf.reshape(indices, [batch, bars * self.steps_per_bar, num_parts])
-    logits = tf.reshape(logits, [batch, bars * self.steps_per_bar, self.output_depth])
+    (indices, logits), _ = scan(
+        bar_body, (ctrl, noise), first, bars, output_dtypes=(tf.int32, tf.float32),
+        unroll=False,
+        output_shapes=([z.shape[0], spb, num_parts], [z.shape[0], spb, self.output_depth]))
+    indices = tf.reshape(indices, [batch, bars * spb, num_parts])
+    logits = tf.reshape(logits, [batch, bars * spb, self.output_depth])
     return indices[:, :num_steps], logits[:, :num_steps]

@@ -23,7 +23,8 @@ class BidirectionalLSTMEncoder(keras.layers.Layer):
     rnn_sizes: list of int, units per direction of each layer.
     z_size: int, latent size.
 
-  Call: `encoder(inputs [B, T, input_size], lengths [B])` -> (mu, sigma), each [B, z_size].
+  Call: `encoder(inputs [B, T, input_size], lengths [B])` -> (mu, sigma), each [B, z_size];
+  `hand_written_backward=False` traces no custom gradient (inference-only graphs).
   """
 
   def __init__(self, input_size, rnn_sizes, z_size, **kwargs):
@@ -52,14 +53,16 @@ class BidirectionalLSTMEncoder(keras.layers.Layer):
                   z_size=self.z_size)
     return config
 
-  def call(self, inputs, lengths):
+  def call(self, inputs, lengths, hand_written_backward=None):
     x = tf.cast(inputs, tf.float32)
     lengths = tf.cast(lengths, tf.int32)
     batch = tf.shape(x)[0]
     for fw, bw in zip(self.forward_layers, self.backward_layers):
-      fw_out, fw_state = fw.run(fw.input_projection(x), fw.zero_state(batch), lengths)
+      fw_out, fw_state = fw.run(fw.input_projection(x), fw.zero_state(batch), lengths,
+                                 hand_written_backward)
       reversed_x = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)
-      bw_out, bw_state = bw.run(bw.input_projection(reversed_x), bw.zero_state(batch), lengths)
+      bw_out, bw_state = bw.run(bw.input_projection(reversed_x), bw.zero_state(batch), lengths,
+                                 hand_written_backward)
       bw_out = tf.reverse_sequence(bw_out, lengths, seq_axis=1, batch_axis=0)
       x = tf.concat([fw_out, bw_out], -1)
     h = tf.concat([fw_state[-1], bw_state[-1]], -1)

@@ -21,7 +21,10 @@ import tensorflow as tf
 UNROLL_LIMIT = 64
 
 # One-layer stacks over an unrolled sequence use lstm_layer's hand-written
-# backward pass (read when a function is traced; off: plain autodiff).
+# backward pass (the default of `LSTMStack.run(hand_written_backward=None)`,
+# read when a function is traced; off: plain autodiff). Inference-only
+# functions (mvae_tf.export) pass hand_written_backward=False, so that no
+# custom-gradient closure is traced into an exported graph.
 HAND_WRITTEN_BACKWARD = True
 # Decoders' teacher-forced and scheduled-sampling passes over an unrolled
 # sequence use decode_stack's hand-written backward pass (likewise).
@@ -123,15 +126,19 @@ class LSTMStack(keras.layers.Layer):
       x = h
     return x, tuple(new_states)
 
-  def run(self, x_projection, states, lengths=None):
+  def run(self, x_projection, states, lengths=None, hand_written_backward=None):
     """Run over a sequence of projected inputs [B, T, 4u_0].
 
     With `lengths` [B], the state stops changing at each sequence's end, so the
-    final state is the one at step length - 1.
+    final state is the one at step length - 1. `hand_written_backward`: use
+    lstm_layer's custom gradient where it applies (None: HAND_WRITTEN_BACKWARD;
+    False for inference-only graphs).
     Returns (top h at every step [B, T, u_top], final states).
     """
     num_steps = x_projection.shape[1]
-    if (HAND_WRITTEN_BACKWARD and len(self.units) == 1 and isinstance(num_steps, int)
+    if hand_written_backward is None:
+      hand_written_backward = HAND_WRITTEN_BACKWARD
+    if (hand_written_backward and len(self.units) == 1 and isinstance(num_steps, int)
         and num_steps <= UNROLL_LIMIT):
       # The kernel is read here: the custom gradient sees a tensor, not a variable.
       args = [x_projection, states[0], states[1], tf.convert_to_tensor(self.recurrent_kernels[0])]
@@ -147,38 +154,52 @@ class LSTMStack(keras.layers.Layer):
         new_states = tuple(tf.where(alive, n, o) for n, o in zip(new_states, states))
       return h, new_states
 
-    return scan(body, x_projection, states, num_steps)
+    return scan(body, x_projection, states, num_steps, output_shapes=[x_projection.shape[0], self.units[-1]])
 
 
-def scan(body, sequence, carry, num_steps=None, output_dtypes=tf.float32, unroll=None):
+def scan(body, sequence, carry, num_steps=None, output_dtypes=tf.float32, unroll=None,
+         output_shapes=None):
   """outputs[t], carry = body(t, sequence[:, t], carry) over time (axis 1).
 
-  `sequence` may be None (then give `num_steps`); outputs may be a nest of
-  tensors whose dtypes `output_dtypes` gives (same nest). Unrolled when the
-  length is static and short (or `unroll` is True), else a tf.while_loop.
+  `sequence` may be None (then give `num_steps`) or a nest of tensors (or
+  Nones), each sliced at t; outputs may be a nest of tensors whose dtypes
+  `output_dtypes` gives (same nest), and whose per-step shapes
+  `output_shapes` may give (same nest; TFLite needs them to convert the
+  loop). Unrolled when the length is static and short (or `unroll` is
+  True), else a tf.while_loop.
   Returns (outputs stacked on axis 1, final carry).
   """
+  tensors = [s for s in tf.nest.flatten(sequence) if s is not None]
   if num_steps is None:
-    num_steps = sequence.shape[1]
+    num_steps = tensors[0].shape[1]
 
   def time_major(x):
     return tf.transpose(x, [1, 0] + list(range(2, len(x.shape))))
+
+  def at(seq, t):
+    return tf.nest.map_structure(lambda s: None if s is None else s[t], seq)
 
   if unroll is None:
     unroll = isinstance(num_steps, int) and num_steps <= UNROLL_LIMIT
   if unroll:
     outputs = []
     for t in range(num_steps):
-      out, carry = body(tf.constant(t), sequence[:, t] if sequence is not None else None, carry)
+      x_t = tf.nest.map_structure(lambda s: None if s is None else s[:, t], sequence)
+      out, carry = body(tf.constant(t), x_t, carry)
       outputs.append(out)
     return tf.nest.map_structure(lambda *o: tf.stack(o, 1), *outputs), carry
   if num_steps is None:
-    num_steps = tf.shape(sequence)[1]
-  seq_t = time_major(sequence) if sequence is not None else None
-  arrays = tf.nest.map_structure(lambda d: tf.TensorArray(d, size=num_steps), output_dtypes)
+    num_steps = tf.shape(tensors[0])[1]
+  seq_t = tf.nest.map_structure(lambda s: None if s is None else time_major(s), sequence)
+  dtypes = tf.nest.flatten(output_dtypes)
+  # Shapes are lists themselves: flatten them one level per output dtype.
+  shapes = [None] * len(dtypes) if output_shapes is None else (
+      list(output_shapes) if isinstance(output_dtypes, (tuple, list)) else [output_shapes])
+  arrays = tf.nest.pack_sequence_as(output_dtypes, [
+      tf.TensorArray(d, size=num_steps, element_shape=s) for d, s in zip(dtypes, shapes)])
 
   def loop_body(t, arrays, carry):
-    out, carry = body(t, seq_t[t] if seq_t is not None else None, carry)
+    out, carry = body(t, at(seq_t, t), carry)
     arrays = tf.nest.map_structure(lambda a, o: a.write(t, o), arrays, out)
     return t + 1, arrays, carry
 

@@ -26,8 +26,7 @@ import os
 import numpy as np
 
 from mvae_tf import atomic, pretrained
-
-MODEL_FILE = 'model.keras'
+from mvae_tf.resolve import MODEL_FILE  # noqa: F401 (re-exported)
 
 
 def save_model(model, output_dir, extra=None):
@@ -45,14 +44,8 @@ def save_model(model, output_dir, extra=None):
 
 def load_model(path):
   """A MusicVAE from a directory written by save_model or a .keras file."""
-  import keras
-  from mvae_tf.model.vae import MusicVAE
-  if os.path.isdir(path):
-    path = os.path.join(path, MODEL_FILE)
-  if not os.path.exists(path):
-    raise FileNotFoundError('%s: no such model (expected a directory with %s or a .keras '
-                            'file)' % (path, MODEL_FILE))
-  return keras.saving.load_model(path, custom_objects={'MusicVAE': MusicVAE}, compile=False)
+  from mvae_tf import resolve
+  return resolve.load_saved(path)
 
 
 class EncodeError(ValueError):
@@ -239,27 +232,19 @@ class TrainedModel:
     """A preset name or a path (see the module docstring).
 
     `config`: the config of a run directory that has no run.json.
-    Raises FileNotFoundError for a name that is neither.
+    Every kind of name goes through mvae_tf.resolve; raises
+    resolve.ModelNotFound (a FileNotFoundError) for a name that is none.
     """
-    path = os.fspath(name_or_path)
-    if path in pretrained.PRESETS and not os.path.exists(path):
-      path = pretrained.preset_dir(path)
-      if not pretrained.is_pretrained_dir(path):
-        raise FileNotFoundError('the shipped model %s is missing from %s: reinstall mvae_tf'
-                                % (name_or_path, path))
-    if pretrained.is_pretrained_dir(path):
+    from mvae_tf import resolve
+    resolved = resolve.resolve(name_or_path)
+    path = resolved.path
+    if resolved.kind in ('preset', 'packaged'):
       from mvae_tf.inference import NumpyMusicVAE
       info = pretrained.read_info(path)
       model = NumpyMusicVAE(pretrained.read_weights(path), info)
       return cls(model, backend, info, path)
-    if not os.path.exists(path) and not os.path.exists(path + '.index'):
-      raise FileNotFoundError(
-          '%s: no such model; give a shipped model (%s), a directory with %s and %s, a '
-          'saved model (%s), or a training run directory or checkpoint' % (
-              path, ', '.join(pretrained.PRESETS), pretrained.WEIGHTS_FILE,
-              pretrained.INFO_FILE, MODEL_FILE))
-    if path.endswith('.keras') or os.path.isfile(os.path.join(path, MODEL_FILE)):
-      return cls(load_model(path), backend, path=path)
+    if resolved.kind == 'saved':
+      return cls(resolve.load_saved(path), backend, path=path)
     from mvae_tf import runs
     model, step = runs.restore_model(checkpoint=path, config=config)
     return cls(model, backend, path=path, step=step)

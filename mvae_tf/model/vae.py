@@ -237,13 +237,16 @@ class MusicVAE(keras.Model):
                        % self.control_depth)
     return tf.cast(controls, tf.float32)
 
-  def encode(self, inputs, lengths, controls=None):
-    """(mu, sigma) of q(z|x), each [B, z_size]."""
+  def encode(self, inputs, lengths, controls=None, hand_written_backward=None):
+    """(mu, sigma) of q(z|x), each [B, z_size].
+
+    hand_written_backward=False: no custom gradient in the graph (export).
+    """
     x = tf.cast(inputs, tf.float32)
     controls = self._controls(controls, x)
     if controls is not None:
       x = tf.concat([x, controls], -1)
-    return self.encoder(x, lengths)
+    return self.encoder(x, lengths, hand_written_backward=hand_written_backward)
 
   def posterior(self, mu, sigma):
     return tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
@@ -255,13 +258,18 @@ class MusicVAE(keras.Model):
                                        self._controls(controls, targets),
                                        sampling_probability, seed)
 
-  def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None):
-    """Free-running decode from z: (indices [B, T, P], logits [B, T, D])."""
+  def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None, noise=None):
+    """Free-running decode from z: (indices [B, T, P], logits [B, T, D]).
+
+    With `noise` [B, T, D] uniform in (0, 1), sampling is Gumbel-max with that
+    noise (temperature a number or [B]; no random op: exported graphs).
+    """
     controls = self._controls(controls, z)
     if self.decoder_type == 'flat':
-      indices, logits, _ = self.decoder.sample(z, num_steps, temperature, seed, controls)
+      indices, logits, _ = self.decoder.sample(z, num_steps, temperature, seed, controls,
+                                               noise=noise)
       return indices, logits
-    return self.decoder.sample(z, num_steps, temperature, seed, controls)
+    return self.decoder.sample(z, num_steps, temperature, seed, controls, noise=noise)
 
   def call(self, batch, training=False):
     """Teacher-forced logits of a batch, z = mu (eval) or a sample of q (training)."""

@@ -1,0 +1,118 @@
+"""One resolver for everything a user can name as a model.
+
+`resolve(name_or_path)` says what a name is, without loading anything:
+
+  preset      a model that ships in the package ('folk-mel_2bar', 'drums_2bar')
+  packaged    a directory with weights.npz + config.json (mvae_tf.pretrained's format)
+  saved       a directory with model.keras (`mvae import-magenta`, save_model) or a .keras file
+  run         a training run directory (its newest checkpoint)
+  checkpoint  a .../checkpoints/ckpt-N prefix of a run
+
+`load_keras(name_or_path)` gives the Keras MusicVAE of any of them, with its
+config.json fields and training step; `TrainedModel.load`, `mvae generate`,
+`mvae evaluate` and `mvae export` all go through here. Errors are
+`ModelNotFound` (nothing there), `ModelError` (something there that is not
+a usable model of ours) and `runs.RunError` (a run that does not restore): each message names
+the path and says what to give instead.
+"""
+
+import collections
+import os
+
+from mvae_tf import pretrained
+
+MODEL_FILE = 'model.keras'
+
+Resolved = collections.namedtuple('Resolved', 'kind path name')
+
+KINDS_HELP = ('a shipped model (%s), a packaged model directory (weights.npz + config.json), '
+              'a saved model (a directory with model.keras, e.g. from `mvae import-magenta`, '
+              'or a .keras file), or a training run directory or one of its checkpoints '
+              '(.../checkpoints/ckpt-N)')
+
+
+class ModelNotFound(FileNotFoundError):
+  """Nothing at the path a user gave (the message says what may be given)."""
+
+
+class ModelError(ValueError):
+  """Something at the path that is not a usable model of ours (the message says why)."""
+
+
+def kinds_help():
+  return KINDS_HELP % ', '.join(pretrained.PRESETS)
+
+
+def resolve(name_or_path):
+  """What `name_or_path` names (see the module docstring); ModelNotFound when nothing."""
+  path = os.fspath(name_or_path)
+  if path in pretrained.PRESETS and not os.path.exists(path):
+    directory = pretrained.preset_dir(path)
+    if not pretrained.is_pretrained_dir(directory):
+      raise ModelNotFound('the shipped model %s is missing from %s: reinstall mvae_tf'
+                          % (path, directory))
+    return Resolved('preset', directory, path)
+  if os.path.isdir(path):
+    if pretrained.is_pretrained_dir(path):
+      return Resolved('packaged', path, None)
+    if os.path.isfile(os.path.join(path, MODEL_FILE)):
+      return Resolved('saved', path, None)
+    from mvae_tf import runs
+    if os.path.isdir(runs.checkpoint_dir(path)) or os.path.isfile(
+        os.path.join(path, runs.RUN_FILE)):
+      return Resolved('run', path, None)
+    raise ModelNotFound('%s is a directory but not a model: give %s' % (path, kinds_help()))
+  if os.path.isfile(path) and path.endswith('.keras'):
+    return Resolved('saved', path, None)
+  if os.path.exists(path + '.index'):
+    return Resolved('checkpoint', path, None)
+  if os.path.exists(path):
+    raise ModelNotFound('%s is not a model file: give %s' % (path, kinds_help()))
+  raise ModelNotFound('%s: no such model; give %s' % (path, kinds_help()))
+
+
+def load_saved(path):
+  """A MusicVAE from a directory with model.keras, or a .keras file."""
+  import keras
+  from mvae_tf.model.vae import MusicVAE
+  if os.path.isdir(path):
+    path = os.path.join(path, MODEL_FILE)
+  if not os.path.exists(path):
+    raise ModelNotFound('%s: no such model (expected a directory with %s or a .keras '
+                        'file)' % (path, MODEL_FILE))
+  try:
+    return keras.saving.load_model(path, custom_objects={'MusicVAE': MusicVAE}, compile=False)
+  except (ValueError, TypeError, OSError, KeyError) as e:
+    raise ModelError('%s: not a MusicVAE saved model (%s); give %s' % (
+        path, str(e).split('\n')[0], kinds_help())) from None
+
+
+def load_keras(name_or_path, config=None, hparams=None):
+  """(Keras MusicVAE, info dict or None, step or None, Resolved) of any model name or path.
+
+  `config` / `hparams`: those of a run directory without run.json. info is
+  the packaged model's config.json (presets and packaged directories) or
+  None (the caller can build it with pretrained.model_info).
+  """
+  resolved = resolve(name_or_path)
+  if resolved.kind in ('preset', 'packaged'):
+    try:
+      info = pretrained.read_info(resolved.path)
+      weights = pretrained.read_weights(resolved.path)
+    except (OSError, ValueError, KeyError) as e:
+      raise ModelError('%s: not a usable packaged model (%s); re-package it or give %s' % (
+          resolved.path, str(e).split('\n')[0], kinds_help())) from None
+    try:
+      model = pretrained.keras_model(weights, info)
+    except (ValueError, KeyError, TypeError) as e:
+      raise ModelError('%s: its weights do not fit its config.json (%s); re-package it' % (
+          resolved.path, str(e).split('\n')[0])) from None
+    return model, info, info.get('step'), resolved
+  if resolved.kind == 'saved':
+    return load_saved(resolved.path), None, None, resolved
+  from mvae_tf import runs
+  if resolved.kind == 'run':
+    model, step = runs.restore_model(run_dir=resolved.path, config=config, hparams=hparams)
+  else:
+    model, step = runs.restore_model(checkpoint=resolved.path, config=config, hparams=hparams)
+  return model, None, step, resolved
