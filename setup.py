@@ -21,10 +21,14 @@ INSTALL_REQUIRES = [
     'tqdm>=4.60',
     # mvae_tf.inference keeps numpy's BLAS to one thread (much faster for small products).
     'threadpoolctl>=3.1',
+    # The TFLite runtime that runs exported models (mvae export's parity checks; edge devices).
+    'ai-edge-litert==2.3.*',
 ]
 
 EXTRAS = {
-    'dev': ['pytest>=8', 'pytest-timeout>=2.3', 'hypothesis>=6.100', 'matplotlib>=3.5'],
+    'dev': ['pytest>=8', 'pytest-timeout>=2.3', 'hypothesis>=6.100', 'matplotlib>=3.5',
+            # Tests feed real PredictRequests to the exported SavedModel.
+            'tensorflow-serving-api==2.21.*'],
     # mvae generate --plot (piano-roll PNGs).
     'plot': ['matplotlib>=3.5'],
     # The folk corpus reads the ABC collections that music21 ships.
@@ -38,7 +42,9 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.10,<3.13',
-    packages=find_packages(include=['mvae_tf', 'mvae_tf.*', 'export', 'export.*']),
+    # export/ (top level in the repository) installs as mvae_tf.export.
+    packages=find_packages(include=['mvae_tf', 'mvae_tf.*']) + ['mvae_tf.export'],
+    package_dir={'mvae_tf.export': 'export'},
     # The models that ship with the package (mvae_tf/pretrained/NAME/).
     package_data={'mvae_tf.pretrained': ['*/weights.npz', '*/config.json', '*/attributes.npz']},
     install_requires=INSTALL_REQUIRES,

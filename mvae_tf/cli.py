@@ -142,6 +142,8 @@ def build_parser():
   evaluate.add_evaluate_parser(sub)
   from mvae_tf import generate  # numpy only; TF only for models that need it
   generate.add_generate_parser(sub)
+  from mvae_tf.export import command as export_command  # TF is imported when run
+  export_command.add_export_parser(sub)
   return parser
 
 

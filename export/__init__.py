@@ -1,0 +1,1 @@
+"""Export (installed as mvae_tf.export)."""

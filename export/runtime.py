@@ -1,0 +1,171 @@
+"""Running an exported .tflite model with numpy and a LiteRT runtime only.
+
+No TensorFlow import unless neither ai_edge_litert nor tflite_runtime is
+installed (then tf.lite, in that order, as the TensorFlow Lite Raspberry Pi
+examples do). `TFLiteModel(path)` reads the model's packed metadata
+(mvae_tf.export.metadata) and offers:
+
+  decode(z, temperature, noise)        the whole-sequence graph (one call per batch)
+  decode_steps(z, temperature, noise)  the step graphs, driven from Python with
+                                       Gumbel-max in numpy (the same draw)
+  encode(inputs, lengths)              mu, sigma
+
+Graphs have a static batch (metadata `batch_size`, 1 by default); inputs of
+any batch are cut into chunks of it (the last one padded).
+"""
+
+import os
+
+import numpy as np
+
+from mvae_tf.export import metadata as metadata_lib
+
+NOISE_MIN = 1e-20  # as mvae_tf.model.decoders.NOISE_MIN
+
+
+def load_interpreter(path, num_threads=None):
+  """(Interpreter, runtime name, version): ai_edge_litert, else tflite_runtime, else tf.lite."""
+  try:
+    from ai_edge_litert import interpreter as litert
+    import ai_edge_litert
+    name, version = 'ai_edge_litert', getattr(ai_edge_litert, '__version__', '?')
+    cls = litert.Interpreter
+  except ImportError:
+    try:
+      from tflite_runtime import interpreter as litert
+      import tflite_runtime
+      name, version = 'tflite_runtime', getattr(tflite_runtime, '__version__', '?')
+      cls = litert.Interpreter
+    except ImportError:
+      import tensorflow as tf
+      name, version, cls = 'tf.lite', tf.__version__, tf.lite.Interpreter
+  return cls(model_path=os.fspath(path), num_threads=num_threads), name, version
+
+
+def gumbel_max(logits, depths, temperature, noise):
+  """numpy twin of mvae_tf.model.decoders.gumbel_max: indices [B, P] int32."""
+  logits = np.asarray(logits, np.float32)
+  t = np.asarray(temperature, np.float32).reshape(-1, 1)
+  noise = np.clip(np.asarray(noise, np.float32), NOISE_MIN, np.float32(1.0 - 2.0 ** -24))
+  gumbel = -np.log(-np.log(noise))
+  hot = t > 0
+  scores = np.where(hot, logits / np.where(hot, t, np.float32(1.0)) + gumbel, logits)
+  out, start = [], 0
+  for d in depths:
+    out.append(scores[:, start:start + d].argmax(-1))
+    start += d
+  return np.stack(out, -1).astype(np.int32)
+
+
+def onehot(indices, depths):
+  """[B, P] indices -> [B, sum(depths)] float32 one-hot per part."""
+  return np.concatenate([np.eye(d, dtype=np.float32)[indices[:, p]]
+                         for p, d in enumerate(depths)], -1)
+
+
+class TFLiteModel:
+  """An exported model file (see the module docstring)."""
+
+  def __init__(self, path, num_threads=None):
+    self.path = os.fspath(path)
+    self.metadata = metadata_lib.read_tflite_metadata(self.path)
+    self.interpreter, self.runtime, self.runtime_version = load_interpreter(
+        self.path, num_threads)
+    self.signatures = sorted(self.interpreter.get_signature_list())
+    self._runners = {}
+    m = self.metadata
+    self.batch_size = int(m['batch_size'])
+    self.depths = [int(d) for d in m['output_depths']]
+    self.num_steps = int(m['max_seq_len'])
+    self.z_size = int(m['z_size'])
+    self.hierarchical = m['decoder_type'] == 'hierarchical'
+
+  def runner(self, name):
+    if name not in self._runners:
+      if name not in self.signatures:
+        raise ValueError('%s has no %r signature (has: %s)' % (
+            self.path, name, ', '.join(self.signatures)))
+      self._runners[name] = self.interpreter.get_signature_runner(name)
+    return self._runners[name]
+
+  def _chunks(self, n):
+    for start in range(0, n, self.batch_size):
+      yield start, min(start + self.batch_size, n)
+
+  def _pad(self, x, fill=0.0):
+    x = np.asarray(x)
+    short = self.batch_size - len(x)
+    if short <= 0:
+      return x
+    return np.concatenate([x, np.full((short,) + x.shape[1:], fill, x.dtype)])
+
+  def decode(self, z, temperature, noise):
+    """(tokens [N, T, P] int32, logits [N, T, D]) from the whole-sequence graph."""
+    z = np.asarray(z, np.float32)
+    temperature = np.broadcast_to(np.asarray(temperature, np.float32), (len(z),))
+    noise = np.asarray(noise, np.float32)
+    tokens, logits = [], []
+    for a, b in self._chunks(len(z)):
+      out = self.runner('decode')(z=self._pad(z[a:b]), temperature=self._pad(temperature[a:b]),
+                                  noise=self._pad(noise[a:b], 0.5))
+      tokens.append(out['tokens'][:b - a])
+      logits.append(out['logits'][:b - a])
+    return np.concatenate(tokens), np.concatenate(logits)
+
+  def decode_steps(self, z, temperature, noise):
+    """The same decode through the step graphs, one call per step (and per bar)."""
+    z = np.asarray(z, np.float32)
+    temperature = np.broadcast_to(np.asarray(temperature, np.float32), (len(z),))
+    noise = np.asarray(noise, np.float32)
+    tokens, logits = [], []
+    for a, b in self._chunks(len(z)):
+      tk, lg = self._decode_chunk(self._pad(z[a:b]), self._pad(temperature[a:b]),
+                                  self._pad(noise[a:b], 0.5))
+      tokens.append(tk[:b - a])
+      logits.append(lg[:b - a])
+    return np.concatenate(tokens), np.concatenate(logits)
+
+  def initial_step_state(self, outputs):
+    """The state tensors (state_0 ..) of a graph's outputs."""
+    return {k: v for k, v in outputs.items() if k.startswith('state_')}
+
+  def _decode_chunk(self, z, temperature, noise):
+    step = self.runner('step')
+    depth = sum(self.depths)
+    token = np.zeros((len(z), depth), np.float32)
+    tokens, logits = [], []
+
+    def run(state, **cond):
+      nonlocal token
+      out = step(token=token, **cond, **state)
+      idx = gumbel_max(out['logits'], self.depths, temperature, noise[:, len(tokens)])
+      token = onehot(idx, self.depths)
+      tokens.append(idx)
+      logits.append(out['logits'])
+      return self.initial_step_state(out)
+
+    if self.hierarchical:
+      embeddings = self.runner('conductor')(z=z)['embeddings']
+      spb = int(self.metadata['steps_per_bar'])
+      for b in range(-(-self.num_steps // spb)):
+        emb = np.ascontiguousarray(embeddings[:, b])
+        state = self.initial_step_state(self.runner('bar_initial_state')(embedding=emb))
+        for _ in range(b * spb, min((b + 1) * spb, self.num_steps)):
+          state = run(state, embedding=emb)
+    else:
+      state = self.initial_step_state(self.runner('initial_state')(z=z))
+      for _ in range(self.num_steps):
+        state = run(state, z=z)
+    return np.stack(tokens, 1), np.stack(logits, 1)
+
+  def encode(self, inputs, lengths):
+    """(mu, sigma) [N, z_size] of encoder inputs [N, T, Din] and lengths [N]."""
+    inputs = np.asarray(inputs, np.float32)
+    lengths = np.asarray(lengths, np.int32)
+    mus, sigmas = [], []
+    for a, b in self._chunks(len(inputs)):
+      out = self.runner('encode')(inputs=self._pad(inputs[a:b]),
+                                  lengths=self._pad(lengths[a:b], 1))
+      mus.append(out['mu'][:b - a])
+      sigmas.append(out['sigma'][:b - a])
+    return np.concatenate(mus), np.concatenate(sigmas)
