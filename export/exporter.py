@@ -257,9 +257,17 @@ def _export_tflite(q, tmp, device_dir, graphs, parity, ref, base, rows, batch_si
         graphs, tflite_lib.calibration_latents(graphs, 64 if graphs.num_steps <= 64 else 8,
                                                calibration_mus, seed), temperature=1.0,
         seed=seed)
+  source, loops = device_dir, tflite_lib.WHOLE_GRAPHS
   if q == 'int8':
-    representative = tflite_lib.representative_dataset(records, batch_size)
-  data = tflite_lib.convert(device_dir, signatures, q, representative)
+    keep = set(signatures)
+    representative = tflite_lib.representative_dataset(
+        {k: v for k, v in records.items() if k in keep}, batch_size)
+    if 'decode' in signatures:  # decode unrolled (no WHILE): a SavedModel of its own
+      source = device_dir + '-unrolled'
+      write_device_saved_model(graphs.model, graphs, source, batch_size, signatures,
+                               unrolled=True)
+      loops = ()
+  data = tflite_lib.convert(source, signatures, q, representative, loops)
   folder = os.path.join(tmp, 'tflite', label)
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, 'model.tflite')
@@ -310,9 +318,9 @@ def write_serving_saved_model(model, graphs, path):
   archive.write_out(path, verbose=False)
 
 
-def write_device_saved_model(model, graphs, path, batch_size):
+def write_device_saved_model(model, graphs, path, batch_size, names=None, unrolled=False):
   from mvae_tf.export import tflite as tflite_lib
-  tflite_lib.write_device_saved_model(model, graphs, path, batch_size)
+  tflite_lib.write_device_saved_model(model, graphs, path, batch_size, names, unrolled)
 
 
 def serving_signatures(path):

@@ -34,6 +34,7 @@ scales of their own.
 import numpy as np
 import tensorflow as tf
 
+from mvae_tf.model import lstm
 from mvae_tf.model.decoders import gumbel_max
 
 
@@ -129,20 +130,35 @@ class InferenceGraphs:
               + ([spec([n, ctrl], f, 'control')] if ctrl else []))
     raise ValueError('unknown signature %r' % name)
 
-  def function(self, name):
-    """The Python function of a signature (positional tensors -> dict of outputs)."""
+  @property
+  def can_unroll(self):
+    """Whether decode can be one unrolled graph without a WHILE loop (flat, short models):
+    the form full-int8 calibration takes."""
+    return not self.hierarchical and self.num_steps <= lstm.UNROLL_LIMIT
+
+  def function(self, name, unrolled=False):
+    """The Python function of a signature (positional tensors -> dict of outputs).
+
+    unrolled=True: decode's steps unrolled in the graph (see can_unroll).
+    """
+    if name == 'decode' and unrolled:
+      if not self.can_unroll:
+        raise ValueError('decode of a %s model of %d steps has a loop; it cannot be unrolled'
+                         % (self.model.decoder_type, self.num_steps))
+      return lambda *args: self.decode(*args, unroll=True)
     return getattr(self, name)
 
   # --- The functions. ---
 
-  def decode(self, z, temperature, noise, controls=None):
-    """Whole-sequence Gumbel-max decode (a WHILE loop over steps, or bars)."""
+  def decode(self, z, temperature, noise, controls=None, unroll=False):
+    """Whole-sequence Gumbel-max decode (a WHILE loop over steps, or bars; flat models
+    can be unrolled instead)."""
     if self.hierarchical:
       tokens, logits = self.decoder.sample(z, self.num_steps, temperature, controls=controls,
                                            noise=noise)
     else:
       tokens, logits, _ = self.decoder.sample(z, self.num_steps, temperature,
-                                              controls=controls, noise=noise, unroll=False)
+                                              controls=controls, noise=noise, unroll=unroll)
     return dict(tokens=tokens, logits=logits, probabilities=probabilities(logits, self.depths))
 
   def sample(self, seed, temperature, controls=None):

@@ -5,8 +5,10 @@
   dynamic  dynamic-range int8: int8 weights, float activations (op versions
            that tflite-runtime 2.14 rejects: FULLY_CONNECTED v12)
   int8     full integer: int8 weights and activations, calibrated on a
-           representative set; the step graphs only (int8 calibration of a
-           WHILE loop crashes the converter, and the Edge TPU takes no WHILE)
+           representative set; the step graphs, and for flat models short
+           enough to unroll (2-bar) a decode whose steps are unrolled: int8
+           calibration of a WHILE loop crashes the converter, and the Edge TPU
+           takes no WHILE
 
 The graphs come from a SavedModel of the device signatures (decode, encode
 and the step graphs, all of one static batch size: TFLite lowers a loop's
@@ -29,13 +31,16 @@ class ConversionError(RuntimeError):
   """The TFLite converter refused a graph (the message names it and the quantization)."""
 
 
-def write_device_saved_model(model, graphs, path, batch_size, names=None):
-  """A SavedModel with the device signatures at a static batch size (for the converter)."""
+def write_device_saved_model(model, graphs, path, batch_size, names=None, unrolled=False):
+  """A SavedModel with the device signatures at a static batch size (for the converter).
+
+  unrolled=True: decode without a WHILE loop (graphs.can_unroll), for int8.
+  """
   import keras
   archive = keras.export.ExportArchive()
   archive.track(model)
   for name in names or graphs.names():
-    archive.add_endpoint(name, graphs.function(name),
+    archive.add_endpoint(name, graphs.function(name, unrolled=unrolled),
                          input_signature=graphs.input_signature(name, batch=batch_size))
   archive.write_out(path, verbose=False)
 
@@ -43,21 +48,24 @@ def write_device_saved_model(model, graphs, path, batch_size, names=None):
 def signatures_for(graphs, quantize):
   """The signatures a file of this quantization holds."""
   if quantize == 'int8':
-    return graphs.step_names()
+    return (['decode'] if graphs.can_unroll else []) + graphs.step_names()
   return graphs.names()
 
 
-def convert(saved_model_dir, signatures, quantize, representative=None):
-  """The .tflite bytes of `signatures` of a SavedModel, quantized as asked."""
+def convert(saved_model_dir, signatures, quantize, representative=None, loops=WHOLE_GRAPHS):
+  """The .tflite bytes of `signatures` of a SavedModel, quantized as asked.
+
+  `loops`: the signatures that hold a WHILE loop in this SavedModel (int8 refuses them).
+  """
   if quantize not in QUANTIZATIONS:
     raise ValueError('quantization %r: use one of %s' % (quantize, ', '.join(QUANTIZATIONS)))
   if quantize == 'int8':
-    whole = [s for s in signatures if s in WHOLE_GRAPHS]
+    whole = [s for s in signatures if s in loops]
     if whole:
       raise ConversionError(
-          'full int8 applies to the step graphs only, not to %s (a WHILE loop: int8 '
+          'full int8 applies to graphs without a loop only, not to %s (a WHILE loop: int8 '
           'calibration of a loop crashes the converter); use float16 or dynamic for them, '
-          'or the step graphs (%s) for int8' % (', '.join(whole), 'initial_state, step'))
+          'or the step graphs (initial_state, step) for int8' % ', '.join(whole))
     if representative is None:
       raise ValueError('int8 needs a representative dataset')
   converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
@@ -121,6 +129,9 @@ def step_records(graphs, z, temperature=1.0, seed=0):
   def add(name, **inputs):
     for i in range(n):
       records[name].append({k: v[i:i + 1].astype(np.float32) for k, v in inputs.items()})
+
+  records['decode'] = [dict(z=z[i:i + 1], temperature=np.float32([(0.0, 0.5, 1.0)[i % 3]]),
+                            noise=noise[i:i + 1]) for i in range(n)]
 
   def states(out):
     return [out['state_%d' % i] for i in range(len(graphs.state_sizes))]
