@@ -29,6 +29,9 @@ def add_export_parser(subparsers):
                  help='the static batch of the TFLite graphs (default 1: one sample per call)')
   p.add_argument('--config', default=None,
                  help='config of a run directory that has no run.json')
+  p.add_argument('--parity_samples', type=int, default=64, metavar='N',
+                 help='sequences decoded by Keras and by each exported file to measure '
+                      'their agreement (default 64)')
   p.add_argument('--force', action='store_true', help='replace an existing --output')
   p.add_argument('--json', action='store_true', help='print the summary as JSON')
   p.set_defaults(func=run_export)
@@ -55,7 +58,8 @@ def run_export(args):
   try:
     summary = exporter.export_model(
         args.model, output, formats, quantize, batch_size=args.batch_size, force=args.force,
-        progress=lambda line: print(line, file=sys.stderr, flush=True), config=args.config)
+        progress=lambda line: print(line, file=sys.stderr, flush=True), config=args.config,
+        num_parity=args.parity_samples)
   except resolve.ModelNotFound as e:
     raise cli.UserError('MODEL %s' % e) from None
   except (resolve.ModelError, runs.RunError, exporter.ExportError) as e:

@@ -177,6 +177,8 @@ def export_model(source, output_dir, formats=FORMATS, quantize=('none',), batch_
     raise ExportError('--quantize applies to TFLite files; add --format tflite (or all)')
   if batch_size < 1:
     raise ExportError('--batch_size must be at least 1')
+  if num_parity < 2:
+    raise ExportError('--parity_samples must be at least 2')
   output_dir = os.path.abspath(output_dir)
   if os.path.exists(output_dir) and not force:
     raise ExportError('%s exists; pass --force to replace it, or choose another --output'
