@@ -15,12 +15,15 @@ written atomically; a run without --seed draws one and prints it.
 """
 
 import importlib.util
+import math
 import os
 import random
 
 import numpy as np
 
 MODES = ('sample', 'interpolate', 'similar', 'attribute')
+# A typo (an extra zero or three) should not fill a disk with MIDI files.
+MAX_OUTPUTS = 1000
 
 
 def add_generate_parser(subparsers):
@@ -47,6 +50,9 @@ def add_generate_parser(subparsers):
   p.add_argument('--input_midi_1', metavar='FILE', help='a 2-bar MIDI (for 2-bar models)')
   p.add_argument('--input_midi_2', metavar='FILE')
   p.add_argument('--num_outputs', type=int, default=5, metavar='N')
+  p.add_argument('--max_outputs', type=int, default=MAX_OUTPUTS, metavar='N',
+                 help='refuse more than N outputs (default %d; raise it to go past)'
+                      % MAX_OUTPUTS)
   p.add_argument('--temperature', type=float, default=0.5,
                  help='sampling temperature; 0 is argmax (default: 0.5)')
   p.add_argument('--seed', type=int, default=None, help='makes the output reproducible')
@@ -81,8 +87,12 @@ def _error(message):
 def _check_args(args):
   if args.num_outputs < 1:
     raise _error('--num_outputs must be at least 1')
-  if args.temperature < 0:
-    raise _error('--temperature must be >= 0 (0 is argmax)')
+  if args.num_outputs > args.max_outputs:
+    raise _error('--num_outputs %d is more than --max_outputs %d; raise --max_outputs to go '
+                 'past it' % (args.num_outputs, args.max_outputs))
+  if not math.isfinite(args.temperature) or args.temperature < 0:
+    raise _error('--temperature %s: give a finite number >= 0 (0 is argmax; useful range '
+                 '0.1 to 1.5)' % args.temperature)
   if args.length is not None and args.length < 1:
     raise _error('--length must be at least 1 step')
   if args.seed is not None and args.seed < 0:
@@ -266,6 +276,12 @@ def run_generate(args):
   _check_kind(model, inputs)
   seed = args.seed if args.seed is not None else random.randrange(2**31)
   length = args.length or model.max_seq_len
+  if length > model.max_seq_len and model.info.get('decoder_type') == 'flat':
+    raise _error(
+        '--length %d: %s was trained on windows of %d steps, and a flat model decodes '
+        'longer sequences poorly (mostly one repeated note); give at most %d, or use a '
+        'hierarchical 16-bar model' % (length, model.describe(), model.max_seq_len,
+                                       model.max_seq_len))
   z, base = _latents(model, args, inputs, seed)
   try:
     indices, _ = model.decode_indices(z, length, args.temperature, seed)
@@ -292,8 +308,9 @@ def run_generate(args):
   if model.info.get('status') == 'untrained placeholder':
     print('warning: %s is an untrained placeholder (random weights): its output is random '
           'notes' % model.info.get('name', model.config_name))
-  print('%s, %s mode, seed %d, temperature %g: wrote %d outputs to %s' % (
-      model.describe(), args.mode, seed, args.temperature, len(written), args.output_dir))
+  print('%s, %s mode, seed %d, temperature %g: wrote %d output%s to %s' % (
+      model.describe(), args.mode, seed, args.temperature, len(written),
+      '' if len(written) == 1 else 's', args.output_dir))
   for files in written:
     print('  ' + '  '.join(os.path.basename(f) for f in files))
   if base is not None:

@@ -452,6 +452,12 @@ ERRORS = [
     (['--checkpoint_file', '{chords}'], 'is conditioned on chords'),
     (['--num_outputs', '0'], '--num_outputs must be at least 1'),
     (['--length', '0'], '--length must be at least 1'),
+    (['--length', '10000'], '--length 10000: folk-mel_2bar .* trained on windows of 32 '
+                            'steps.*hierarchical 16-bar model'),
+    (['--num_outputs', '5000'], '--num_outputs 5000 is more than --max_outputs 1000'),
+    (['--temperature', 'nan'], r'--temperature nan: give a finite number >= 0 .*useful range'),
+    (['--temperature', 'inf'], '--temperature inf: give a finite number'),
+    (['--temperature', '-1'], '--temperature -1.0: give a finite number >= 0'),
 ]
 
 
@@ -463,3 +469,20 @@ def test_generate_errors(args, message, inputs, tmp_path, capsys):
   assert len(err.strip().split('\n')) == 1  # one line, no traceback
   assert re.search(message, err), err
   assert not (tmp_path / 'out').exists()
+
+
+def test_a_packaged_model_with_non_finite_weights_is_refused(tmp_path, capsys):
+  """All-NaN weights once generated empty MIDI with exit 0: now one line naming the weight."""
+  import shutil
+  from mvae_tf import pretrained
+  damaged = tmp_path / 'damaged'
+  shutil.copytree(pretrained.preset_dir('folk-mel_2bar'), damaged)
+  weights = pretrained.read_weights(str(damaged))
+  name = sorted(weights)[0]
+  weights[name][...] = np.nan
+  np.savez_compressed(damaged / pretrained.WEIGHTS_FILE,
+                      **{k: v.astype(np.float16) for k, v in weights.items()})
+  code, _, err = run_cli(capsys, '--checkpoint_file', damaged, '--output_dir', tmp_path / 'o')
+  assert code == 2 and len(err.strip().split('\n')) == 1, err
+  assert 'weight %s holds NaN or infinite values' % name in err
+  assert not (tmp_path / 'o').exists()

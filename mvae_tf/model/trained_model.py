@@ -340,8 +340,9 @@ class TrainedModel:
 
   def decode_indices(self, z, length, temperature=0.0, seed=None, controls=None):
     """Like decode_tensors, as class indices [N, length, P] plus the logits [N, length, D]."""
-    if temperature < 0:
-      raise ValueError('temperature must be >= 0, got %r' % (temperature,))
+    if not np.isfinite(temperature) or temperature < 0:
+      raise ValueError('temperature must be a finite number >= 0 (0 is argmax; useful range '
+                       '0.1 to 1.5), got %r' % (temperature,))
     return self._backend.sample(z, int(length), float(temperature), seed, controls)
 
   # --- NoteSequences. ---

@@ -60,9 +60,19 @@ def read_info(path):
 
 
 def read_weights(path):
-  """{name: float32 array} of a pretrained directory."""
-  with np.load(os.path.join(path, WEIGHTS_FILE), allow_pickle=False) as data:
-    return {name: data[name].astype(np.float32) for name in data.files}
+  """{name: float32 array} of a pretrained directory.
+
+  Raises ValueError naming the weight when one holds NaN or infinite values (a
+  damaged model would otherwise generate silence or one repeated note).
+  """
+  file = os.path.join(path, WEIGHTS_FILE)
+  with np.load(file, allow_pickle=False) as data:
+    weights = {name: data[name].astype(np.float32) for name in data.files}
+  for name, value in weights.items():
+    if not np.isfinite(value).all():
+      raise ValueError('%s: weight %s holds NaN or infinite values; the model is damaged: '
+                       're-package it from its training run' % (file, name))
+  return weights
 
 
 def write_pretrained(output_dir, weights, info, dtype='float16', attributes=None):
