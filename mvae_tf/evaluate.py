@@ -349,7 +349,7 @@ def add_evaluate_parser(subparsers):
   p.add_argument('--config', required=True, help='config name, e.g. hierdec-mel_16bar')
   source = p.add_mutually_exclusive_group(required=True)
   source.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
-  source.add_argument('--checkpoint', metavar='PATH',
+  source.add_argument('--checkpoint', '--checkpoint_file', dest='checkpoint', metavar='PATH',
                       help='any model: a .../checkpoints/ckpt-N prefix, a saved model '
                            'directory, a packaged model directory or a shipped model name')
   p.add_argument('--examples_path', required=True, metavar='FILE.tfrecord',

@@ -34,7 +34,7 @@ def add_generate_parser(subparsers):
       description=__doc__.split('\n\n')[2].replace('\n', ' '))
   model = p.add_mutually_exclusive_group()
   model.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
-  model.add_argument('--checkpoint_file', metavar='PATH',
+  model.add_argument('--checkpoint_file', '--checkpoint', dest='checkpoint_file', metavar='PATH',
                      help='a .../checkpoints/ckpt-N prefix, a saved model (model.keras) or a '
                           'packaged model directory (weights.npz + config.json)')
   model.add_argument('--preset', choices=sorted(pretrained.PRESETS),
@@ -118,6 +118,8 @@ def _check_args(args):
 
 
 def _read_input(path, flag):
+  if os.path.isdir(path):
+    raise _error('%s %s is a directory; give a MIDI file' % (flag, path))
   if not os.path.isfile(path):
     raise _error('%s %s: no such file' % (flag, path))
   from mvae_tf.data import sources

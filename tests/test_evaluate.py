@@ -296,6 +296,10 @@ def test_parser_flags_and_defaults():
   for argv in ([], ['--run_dir', 'r', '--checkpoint', 'c']):
     with pytest.raises(SystemExit):
       _parser().parse_args(['evaluate', '--config', 'c', '--examples_path', 'x'] + argv)
+  # generate's spelling of the flag works here too.
+  args = _parser().parse_args(['evaluate', '--config', 'c', '--examples_path', 'x',
+                               '--checkpoint_file', 'm'])
+  assert args.checkpoint == 'm'
 
 
 def test_building_the_parser_does_not_import_tensorflow():

@@ -421,7 +421,7 @@ def inputs(tmp_path_factory):
               beat=write_midi(rock_beat(bars=2), d / 'beat.mid'),
               waltz=write_midi(waltz, d / 'waltz.mid'),
               short=write_midi(one_bar, d / 'short.mid'),
-              garbage=str(d / 'garbage.mid'), missing=str(d / 'missing.mid'))
+              garbage=str(d / 'garbage.mid'), missing=str(d / 'missing.mid'), dir=str(d))
 
 
 ERRORS = [
@@ -454,6 +454,9 @@ ERRORS = [
     (['--length', '0'], '--length must be at least 1'),
     (['--length', '10000'], '--length 10000: folk-mel_2bar .* trained on windows of 32 '
                             'steps.*hierarchical 16-bar model'),
+    (['--mode', 'similar', '--input_midi_1', '{dir}'],
+     '--input_midi_1 .* is a directory; give a MIDI file'),
+    (['--checkpoint', '{missing}.d'], '--checkpoint_file .*: no such model'),
     (['--num_outputs', '5000'], '--num_outputs 5000 is more than --max_outputs 1000'),
     (['--temperature', 'nan'], r'--temperature nan: give a finite number >= 0 .*useful range'),
     (['--temperature', 'inf'], '--temperature inf: give a finite number'),
