@@ -35,8 +35,9 @@ def add_generate_parser(subparsers):
   model = p.add_mutually_exclusive_group()
   model.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
   model.add_argument('--checkpoint_file', '--checkpoint', dest='checkpoint_file', metavar='PATH',
-                     help='a .../checkpoints/ckpt-N prefix, a saved model (model.keras) or a '
-                          'packaged model directory (weights.npz + config.json)')
+                     help='any model: a .../checkpoints/ckpt-N prefix, a saved model '
+                          '(model.keras), a packaged model directory (weights.npz + '
+                          'config.json) or a shipped model name')
   model.add_argument('--preset', choices=sorted(pretrained.PRESETS),
                      help='a model shipped in the package (default: %s)' %
                           pretrained.DEFAULT_PRESET)
@@ -141,12 +142,12 @@ def _load_model(args, inputs):
   from mvae_tf.model.trained_model import TrainedModel
   path = args.checkpoint_file or args.run_dir
   flag = '--checkpoint_file' if args.checkpoint_file else '--run_dir'
-  if path:
-    if not os.path.exists(path) and not os.path.exists(path + '.index'):
-      raise _error('%s %s: no such model (give a training run directory, a checkpoint '
-                   'prefix, a saved model or a packaged model directory)' % (flag, path))
+  if path:  # anything mvae_tf.resolve takes, shipped model names included
+    from mvae_tf import resolve
     try:
       model = TrainedModel.load(path, backend=args.backend, config=args.config)
+    except resolve.ModelNotFound as e:  # its message starts with the path
+      raise _error('%s %s' % (flag, e)) from None
     except (OSError, ValueError) as e:  # runs.RunError is a ValueError
       raise _error('%s %s: %s' % (flag, path, e)) from None
   else:

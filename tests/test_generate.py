@@ -489,3 +489,12 @@ def test_a_packaged_model_with_non_finite_weights_is_refused(tmp_path, capsys):
   assert code == 2 and len(err.strip().split('\n')) == 1, err
   assert 'weight %s holds NaN or infinite values' % name in err
   assert not (tmp_path / 'o').exists()
+
+
+def test_checkpoint_file_takes_a_shipped_model_name(tmp_path, capsys):
+  """One resolver: what --preset names, --checkpoint_file (and export, evaluate) take too."""
+  code, text, _ = run_cli(capsys, '--checkpoint_file', 'drums_2bar', '--num_outputs', 1,
+                          '--seed', 3, '--output_dir', tmp_path / 'o')
+  assert code == 0 and 'drums_2bar (cat-drums_2bar_cpu, drums' in text
+  assert 'wrote 1 output to' in text
+  assert os.listdir(tmp_path / 'o') == ['mvae_sample_3_01.mid']
