@@ -43,17 +43,18 @@ def _run_prepare(args):
                 max_seconds=args.max_seconds)
   if not args.output.endswith(('.tfrecord', '.tfrecords')):
     raise UserError('--output %s: give a file name ending in .tfrecord' % args.output)
-  summary = prepare.prepare(args.input, args.output, workers=args.workers, limits=limits,
-                            progress=not args.json, dedupe=args.dedupe)
+  try:
+    summary = prepare.prepare(args.input, args.output, workers=args.workers, limits=limits,
+                              progress=not args.json, dedupe=args.dedupe)
+  except prepare.InputError as e:
+    raise UserError(str(e)) from None
   if args.json:
     print(json.dumps(summary.as_dict(), indent=2))
   else:
     print(summary.format())
-  if summary.missing_inputs and not summary.files_found:
-    raise UserError('no input found: %s' % ', '.join(summary.missing_inputs))
-  if not summary.sequences:
-    print('warning: no file could be read; %s holds no sequences' % args.output,
-          file=sys.stderr)
+  if not summary.written:
+    raise UserError('no file could be read, so %s was not written%s' % (
+        args.output, ' (left as it was)' if os.path.exists(args.output) else ''))
   return 0
 
 

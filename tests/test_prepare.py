@@ -189,3 +189,44 @@ def test_data_commands_do_not_import_tensorflow():
           'corpus; cli.build_parser(); print("tensorflow" in sys.modules)')
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == 'False'
+
+
+def test_an_input_error_leaves_the_output_untouched(mixed_folder, tmp_path):
+  """A mistyped --input once replaced a good TFRecord with 0 bytes."""
+  out = tmp_path / 'good.tfrecord'
+  _mvae('prepare', '--input', str(mixed_folder), '--output', str(out))
+  before = out.read_bytes()
+  assert len(before) > 100
+  for inputs in ([str(tmp_path / 'mistyped')], [str(mixed_folder), str(tmp_path / 'typo')]):
+    proc = _mvae('prepare', '--input', *inputs, '--output', str(out), check=False)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
+    assert 'no such input' in proc.stderr and 'left as it was' in proc.stderr
+    assert out.read_bytes() == before
+  assert not [n for n in os.listdir(tmp_path) if n.startswith('.')]  # no temp file left
+
+
+def test_a_run_that_reads_nothing_writes_nothing(tmp_path):
+  folder = tmp_path / 'junk'
+  folder.mkdir()
+  (folder / 'a.mid').write_bytes(b'MThd garbage')
+  (folder / 'b.mid').write_bytes(b'')
+  out = tmp_path / 'o.tfrecord'
+  proc = _mvae('prepare', '--input', str(folder), '--output', str(out), check=False)
+  assert proc.returncode == 2 and 'no file could be read, so' in proc.stderr
+  assert not out.exists()
+  out.write_bytes(b'precious')  # an existing output stays as it was
+  proc = _mvae('prepare', '--input', str(folder), '--output', str(out), check=False)
+  assert proc.returncode == 2 and 'left as it was' in proc.stderr
+  assert out.read_bytes() == b'precious'
+  assert sorted(os.listdir(tmp_path)) == ['junk', 'o.tfrecord']
+
+
+def test_dedupe_drops_duplicates_within_one_input(tmp_path):
+  """An ABC book holding the same tune twice: the second copy is a duplicate too."""
+  tune = 'T:One\nM:4/4\nL:1/8\nK:C\nCDEF GABc|cBAG FEDC|CDEF GABc|c8|]\n'
+  book = tmp_path / 'book.abc'
+  book.write_text('X:1\n%s\nX:2\n%s' % (tune, tune))
+  summary = prepare.prepare([str(book)], str(tmp_path / 'o.tfrecord'), dedupe=True,
+                            progress=False)
+  assert summary.sequences == 1
+  assert len(list(tfrecord.read_note_sequences(str(tmp_path / 'o.tfrecord')))) == 1

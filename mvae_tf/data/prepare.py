@@ -50,6 +50,7 @@ class Summary:
     self.skipped = collections.Counter()
     self.skipped_examples = {}
     self.missing_inputs = []
+    self.written = False
     self.elapsed = 0.0
     self.output = None
 
@@ -96,14 +97,25 @@ class Summary:
     return '\n'.join(lines)
 
 
+class InputError(ValueError):
+  """Inputs that do not exist: nothing is read and the output is left as it was."""
+
+
 def prepare(inputs, output, workers=None, limits=None, progress=True, dedupe=False):
   """Reads every supported file under `inputs` into the TFRecord `output`.
 
   With `dedupe`, sequences whose content (notes, timing, metre) repeats an
-  earlier one are dropped. Returns a Summary.
+  earlier one (in the same file or another) are dropped. Returns a Summary.
+
+  An input path that does not exist raises InputError before anything is
+  read or written. A run that reads no sequence writes nothing (an existing
+  `output` is left as it was; summary.written is False).
   """
   start = time.perf_counter()
   files, missing = sources.find_files(inputs)
+  if missing:
+    raise InputError('no such input: %s; nothing was read, and %s was left as it was' % (
+        ', '.join(missing), os.fspath(output)))
   summary = Summary()
   summary.files_found = len(files)
   summary.missing_inputs = missing
@@ -114,11 +126,15 @@ def prepare(inputs, output, workers=None, limits=None, progress=True, dedupe=Fal
     from tqdm import tqdm
     bar = tqdm(total=len(files), unit='file', desc='prepare', file=sys.stderr,
                disable=None, dynamic_ncols=True)
-  with tfrecord.AtomicTFRecordWriter(output) as writer:
+  writer = tfrecord.AtomicTFRecordWriter(output)
+  try:
     for path, records, skip in iter_read(files, limits, workers):
       if records and dedupe:
-        fresh = [r for r in records if r[3] not in seen]
-        seen.update(r[3] for r in records)
+        fresh = []
+        for r in records:  # checked one by one: duplicates within one file count too
+          if r[3] not in seen:
+            seen.add(r[3])
+            fresh.append(r)
         records = fresh
         if not records:
           skip = ('duplicate', 'same notes as an earlier file')
@@ -127,8 +143,16 @@ def prepare(inputs, output, workers=None, limits=None, progress=True, dedupe=Fal
         writer.write(data)
       if bar is not None:
         bar.update(1)
-  if bar is not None:
-    bar.close()
+  except BaseException:
+    writer.abort()
+    raise
+  finally:
+    if bar is not None:
+      bar.close()
+  summary.written = bool(summary.sequences)
+  if summary.written:
+    writer.close()
+  else:
+    writer.abort()
   summary.elapsed = time.perf_counter() - start
   return summary
-
