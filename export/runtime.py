@@ -39,7 +39,11 @@ def load_interpreter(path, num_threads=None):
     except ImportError:
       import tensorflow as tf
       name, version, cls = 'tf.lite', tf.__version__, tf.lite.Interpreter
-  return cls(model_path=os.fspath(path), num_threads=num_threads), name, version
+  from mvae_tf import quiet
+  with quiet.silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+    interpreter = cls(model_path=os.fspath(path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+  return interpreter, name, version
 
 
 def gumbel_max(logits, depths, temperature, noise):

@@ -77,8 +77,10 @@ def convert(saved_model_dir, signatures, quantize, representative=None, loops=WH
   if quantize == 'int8':
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  from mvae_tf import quiet
   try:
-    return converter.convert()
+    with quiet.silenced((1, 2)):  # the converter's C++ prints its settings on stdout
+      return converter.convert()
   except Exception as e:  # the converter raises ConverterError and plain exceptions alike
     first = next((line for line in str(e).splitlines() if 'error' in line.lower()),
                  str(e).split('\n')[0])

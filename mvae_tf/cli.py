@@ -148,9 +148,17 @@ def build_parser():
   return parser
 
 
+# Subcommands that always run TensorFlow: it is imported once, quietly, after the
+# arguments have parsed (mvae_tf.quiet; MVAE_VERBOSE=1 shows its start-up lines).
+TF_COMMANDS = ('train', 'evaluate', 'export', 'import-magenta')
+
+
 def main(argv=None):
   parser = build_parser()
   args = parser.parse_args(argv)
+  if args.command in TF_COMMANDS:
+    from mvae_tf import quiet
+    quiet.import_tensorflow()
   try:
     return args.func(args)
   except UserError as e:

@@ -356,3 +356,17 @@ def test_resolver_names_every_kind(tmp_path):
       'checkpoint'
   with pytest.raises(resolve.ModelNotFound, match='no such model'):
     resolve.resolve(str(tmp_path / 'nothing'))
+
+
+def test_a_tensorflow_command_prints_no_start_up_noise(tmp_path):
+  """TensorFlow's C++ start-up lines (absl, cuda, cuInit), LiteRT's XNNPACK note and the
+  converter's settings are kept off the terminal; MVAE_VERBOSE=1 would show them."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('TF_CPP_MIN_LOG_LEVEL', 'MVAE_VERBOSE')}
+  proc = subprocess.run([sys.executable, '-m', 'mvae_tf', 'export', 'drums_2bar', '--output',
+                         str(tmp_path / 'o'), '--format', 'tflite', '--parity_samples', '2'],
+                        capture_output=True, text=True, timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert lines and all(line.startswith('tflite') for line in lines), lines
+  assert proc.stdout.startswith('drums_2bar (cat-drums_2bar_cpu, flat) exported in')

@@ -128,8 +128,8 @@ class _TFBackend:
   name = 'tf'
 
   def __init__(self, model):
-    import tensorflow as tf
-    self.tf = tf
+    from mvae_tf import quiet
+    self.tf = tf = quiet.import_tensorflow()
     self.model = model
     self._encode = tf.function(self._encode_fn, reduce_retracing=True)
     self._teacher = tf.function(self._teacher_fn, reduce_retracing=True)
@@ -243,6 +243,8 @@ class TrainedModel:
       info = pretrained.read_info(path)
       model = NumpyMusicVAE(pretrained.read_weights(path), info)
       return cls(model, backend, info, path)
+    from mvae_tf import quiet
+    quiet.import_tensorflow()  # the other kinds are Keras models
     if resolved.kind == 'saved':
       return cls(resolve.load_saved(path), backend, path=path)
     from mvae_tf import runs
