@@ -13,12 +13,14 @@ import dataclasses
 import difflib
 import types
 
-from mvae_tf.data import converters
 from mvae_tf.hparams import HParams, parse_hparams
 
 # Transposition applied in training to pitched parts, in semitones.
 TRANSPOSE_RANGE = (-5, 5)
-MEL_PROGRAMS = tuple(converters.MEL_PROGRAMS)
+# The melody programs of the reference (converters.MEL_PROGRAMS; a test checks they agree).
+# Written here so that importing the configs does not import the converters (note_seq):
+# the TF-free generate path checks a model's config name with them.
+MEL_PROGRAMS = tuple(range(0, 32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,7 @@ class DataSpec:
   transpose_range: tuple = None
 
   def make_converter(self, mode='eval', seed=None):
+    from mvae_tf.data import converters
     cls = {'melody': converters.MelodyConverter,
            'drums': converters.DrumsConverter,
            'trio': converters.TrioConverter}[self.kind]

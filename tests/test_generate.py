@@ -498,3 +498,21 @@ def test_checkpoint_file_takes_a_shipped_model_name(tmp_path, capsys):
   assert code == 0 and 'drums_2bar (cat-drums_2bar_cpu, drums' in text
   assert 'wrote 1 output to' in text
   assert os.listdir(tmp_path / 'o') == ['mvae_sample_3_01.mid']
+
+
+def test_a_packaged_model_of_an_unknown_config_is_refused(tmp_path, capsys):
+  """A config.json naming a config that does not exist was accepted and printed."""
+  import json
+  import shutil
+  from mvae_tf import configs, pretrained
+  from mvae_tf.data import converters
+  assert configs.MEL_PROGRAMS == tuple(converters.MEL_PROGRAMS)
+  damaged = tmp_path / 'renamed'
+  shutil.copytree(pretrained.preset_dir('folk-mel_2bar'), damaged)
+  info = json.loads((damaged / pretrained.INFO_FILE).read_text())
+  info['config'] = 'cat-mel_2bar_cpuu'
+  (damaged / pretrained.INFO_FILE).write_text(json.dumps(info))
+  code, _, err = run_cli(capsys, '--checkpoint_file', damaged, '--output_dir', tmp_path / 'o')
+  assert code == 2 and len(err.strip().split('\n')) == 1, err
+  assert "unknown config 'cat-mel_2bar_cpuu' (did you mean cat-mel_2bar_cpu?)" in err
+  assert 'config.json' in err and not (tmp_path / 'o').exists()

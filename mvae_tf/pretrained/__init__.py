@@ -52,10 +52,16 @@ def is_pretrained_dir(path):
 
 
 def read_info(path):
+  """config.json of a packaged model; ValueError when it is not ours or names an unknown config."""
   with open(os.path.join(path, INFO_FILE)) as f:
     info = json.load(f)
   if info.get('format') != FORMAT:
     raise ValueError('%s: not a %s directory (format %r)' % (path, FORMAT, info.get('format')))
+  from mvae_tf import configs
+  try:
+    configs.get_config(info.get('config'))
+  except (ValueError, TypeError) as e:
+    raise ValueError('%s: %s' % (os.path.join(path, INFO_FILE), e)) from None
   return info
 
 
