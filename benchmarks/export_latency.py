@@ -66,7 +66,7 @@ def main():
   tf.config.threading.set_inter_op_parallelism_threads(1)
   from threadpoolctl import threadpool_limits
   threadpool_limits(1)
-  from mvae_tf import inference, pretrained
+  from mvae_tf import inference
   from mvae_tf.export import exporter
   from mvae_tf.export.graphs import InferenceGraphs
   from mvae_tf.export.runtime import TFLiteModel

@@ -124,7 +124,7 @@ def step_argmax_agreement(model, graphs, records):
   """Fraction of steps whose argmax per part matches Keras, each step fed Keras's own
   token and state (so one early flip does not count for the rest of the sequence)."""
   import tensorflow as tf
-  from mvae_tf.export.runtime import gumbel_max
+  from mvae_tf.export.runtime import argmax_parts
   runner = model.runner('step')
   cond = 'embedding' if graphs.hierarchical else 'z'
   rows = records['step']
@@ -135,9 +135,7 @@ def step_argmax_agreement(model, graphs, records):
   got = np.concatenate([
       runner(**{k: v[a:a + model.batch_size] for k, v in feed.items()})['logits']
       for a in range(0, len(ref), model.batch_size)])
-  zero, half = np.zeros(len(ref), np.float32), np.full_like(ref, 0.5)  # temperature 0: argmax
-  return float(np.mean(gumbel_max(got, graphs.depths, zero, half) ==
-                       gumbel_max(ref, graphs.depths, zero, half)))
+  return float(np.mean(argmax_parts(got, graphs.depths) == argmax_parts(ref, graphs.depths)))
 
 
 def _summary_parity(kind, q, result):
@@ -212,7 +210,7 @@ def export_model(source, output_dir, formats=FORMATS, quantize=('none',), batch_
     if 'saved_model' in formats:
       progress('saved_model: writing decode (serving_default), sample, encode ...')
       sm_dir = os.path.join(tmp, 'saved_model', SERVING_VERSION)
-      write_serving_saved_model(model, graphs, sm_dir)
+      graphs.write_saved_model(sm_dir, graphs.names(serving=True))
       result = check_saved_model(sm_dir, graphs, parity, ref)
       meta = dict(base, artefact='saved_model', quantization='none',
                   signatures=serving_signatures(sm_dir), parity=result,
@@ -228,7 +226,7 @@ def export_model(source, output_dir, formats=FORMATS, quantize=('none',), batch_
       try:
         device_dir = os.path.join(work, 'device')
         progress('tflite: tracing the device graphs (batch %d) ...' % batch_size)
-        write_device_saved_model(model, graphs, device_dir, batch_size)
+        graphs.write_saved_model(device_dir, graphs.names(), batch_size)
         records = None
         for q in quantize:
           records = _export_tflite(q, tmp, device_dir, graphs, parity, ref, base, rows,
@@ -254,8 +252,8 @@ def _export_tflite(q, tmp, device_dir, graphs, parity, ref, base, rows, batch_si
   label = QUANTIZE_DIRS[q]
   progress('tflite %s: converting %s ...' % (label, ', '.join(signatures)))
   representative = None
-  if q == 'int8' or records is None:
-    records = records or tflite_lib.step_records(
+  if q != 'none' and records is None:  # the quantized files' calibration and step checks
+    records = tflite_lib.step_records(
         graphs, tflite_lib.calibration_latents(graphs, 64 if graphs.num_steps <= 64 else 8,
                                                calibration_mus, seed), temperature=1.0,
         seed=seed)
@@ -266,14 +264,14 @@ def _export_tflite(q, tmp, device_dir, graphs, parity, ref, base, rows, batch_si
         {k: v for k, v in records.items() if k in keep}, batch_size)
     if 'decode' in signatures:  # decode unrolled (no WHILE): a SavedModel of its own
       source = device_dir + '-unrolled'
-      write_device_saved_model(graphs.model, graphs, source, batch_size, signatures,
-                               unrolled=True)
+      graphs.write_saved_model(source, signatures, batch_size, unrolled=True)
       loops = ()
   data = tflite_lib.convert(source, signatures, q, representative, loops)
   folder = os.path.join(tmp, 'tflite', label)
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, 'model.tflite')
-  interpreter, _, _ = load_interpreter_bytes(data)
+  from mvae_tf.export.runtime import load_interpreter
+  interpreter, _, _ = load_interpreter(content=data)
   versions = tflite_lib.operator_versions(data)
   meta = dict(base, artefact='tflite', quantization=label, batch_size=batch_size,
               signatures=metadata_lib.signature_details(interpreter),
@@ -296,33 +294,6 @@ def _export_tflite(q, tmp, device_dir, graphs, parity, ref, base, rows, batch_si
                    summary=_summary_parity('tflite', q, result)))
   progress('tflite %s: %s' % (label, rows[-1]['summary']))
   return records
-
-
-def load_interpreter_bytes(data):
-  from mvae_tf.export.runtime import load_interpreter
-  fd, path = tempfile.mkstemp(suffix='.tflite')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-    return load_interpreter(path)
-  finally:
-    os.remove(path)
-
-
-def write_serving_saved_model(model, graphs, path):
-  """decode (also serving_default), sample and encode, any batch size, via ExportArchive."""
-  import keras
-  archive = keras.export.ExportArchive()
-  archive.track(model)
-  for name in graphs.names(serving=True):  # the first endpoint is serving_default
-    archive.add_endpoint(name, graphs.function(name),
-                         input_signature=graphs.input_signature(name))
-  archive.write_out(path, verbose=False)
-
-
-def write_device_saved_model(model, graphs, path, batch_size, names=None, unrolled=False):
-  from mvae_tf.export import tflite as tflite_lib
-  tflite_lib.write_device_saved_model(model, graphs, path, batch_size, names, unrolled)
 
 
 def serving_signatures(path):

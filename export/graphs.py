@@ -35,7 +35,6 @@ import numpy as np
 import tensorflow as tf
 
 from mvae_tf.model import lstm
-from mvae_tf.model.decoders import gumbel_max
 
 
 def _split_parts(x, depths):
@@ -135,6 +134,23 @@ class InferenceGraphs:
     """Whether decode can be one unrolled graph without a WHILE loop (flat, short models):
     the form full-int8 calibration takes."""
     return not self.hierarchical and self.num_steps <= lstm.UNROLL_LIMIT
+
+  def write_saved_model(self, path, names, batch_size=None, unrolled=False):
+    """A SavedModel of the signatures `names`, through keras.export.ExportArchive.
+
+    Keras 3 layers held by a plain tf.Module would convert to TFLite without
+    their weights: the archive tracks the model. The first name is also
+    `serving_default`. batch_size None: any batch (TF Serving); an int: that
+    static batch (TFLite lowers the decode loop only with static shapes).
+    unrolled: decode without a WHILE loop (see can_unroll), for int8.
+    """
+    import keras
+    archive = keras.export.ExportArchive()
+    archive.track(self.model)
+    for name in names:
+      archive.add_endpoint(name, self.function(name, unrolled=unrolled),
+                           input_signature=self.input_signature(name, batch=batch_size))
+    archive.write_out(path, verbose=False)
 
   def function(self, name, unrolled=False):
     """The Python function of a signature (positional tensors -> dict of outputs).

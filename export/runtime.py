@@ -23,8 +23,9 @@ from mvae_tf.export import metadata as metadata_lib
 NOISE_MIN = 1e-20  # as mvae_tf.model.decoders.NOISE_MIN
 
 
-def load_interpreter(path, num_threads=None):
-  """(Interpreter, runtime name, version): ai_edge_litert, else tflite_runtime, else tf.lite."""
+def load_interpreter(path=None, num_threads=None, content=None):
+  """(Interpreter, runtime name, version) of a file or of .tflite bytes (`content`):
+  ai_edge_litert, else tflite_runtime, else tf.lite."""
   try:
     from ai_edge_litert import interpreter as litert
     import ai_edge_litert
@@ -41,29 +42,39 @@ def load_interpreter(path, num_threads=None):
       name, version, cls = 'tf.lite', tf.__version__, tf.lite.Interpreter
   from mvae_tf import quiet
   with quiet.silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-    interpreter = cls(model_path=os.fspath(path), num_threads=num_threads)
+    if content is not None:
+      interpreter = cls(model_content=bytes(content), num_threads=num_threads)
+    else:
+      interpreter = cls(model_path=os.fspath(path), num_threads=num_threads)
     interpreter.allocate_tensors()
   return interpreter, name, version
 
 
-def gumbel_max(logits, depths, temperature, noise):
-  """numpy twin of mvae_tf.model.decoders.gumbel_max: indices [B, P] int32."""
-  logits = np.asarray(logits, np.float32)
-  t = np.asarray(temperature, np.float32).reshape(-1, 1)
+def gumbel(noise):
+  """-log(-log(noise)) of uniform noise (any shape), clipped as the exported graphs clip it."""
   noise = np.clip(np.asarray(noise, np.float32), NOISE_MIN, np.float32(1.0 - 2.0 ** -24))
-  gumbel = -np.log(-np.log(noise))
+  return -np.log(-np.log(noise))
+
+
+def argmax_parts(scores, depths):
+  """Indices [B, P] int32: the argmax of each part of scores [B, sum(depths)]."""
+  bounds = np.cumsum([0] + list(depths))
+  return np.stack([scores[:, a:b].argmax(-1) for a, b in zip(bounds[:-1], bounds[1:])],
+                  -1).astype(np.int32)
+
+
+def gumbel_max(logits, depths, temperature, gumbel_draws):
+  """numpy twin of mvae_tf.model.decoders.gumbel_max, given gumbel(noise) of the step:
+  argmax(logits / temperature + gumbel) per part; temperature 0 is argmax."""
+  t = np.asarray(temperature, np.float32).reshape(-1, 1)
   hot = t > 0
-  scores = np.where(hot, logits / np.where(hot, t, np.float32(1.0)) + gumbel, logits)
-  out, start = [], 0
-  for d in depths:
-    out.append(scores[:, start:start + d].argmax(-1))
-    start += d
-  return np.stack(out, -1).astype(np.int32)
+  scores = np.where(hot, logits / np.where(hot, t, np.float32(1.0)) + gumbel_draws, logits)
+  return argmax_parts(scores, depths)
 
 
 def onehot(indices, depths):
-  """[B, P] indices -> [B, sum(depths)] float32 one-hot per part."""
-  return np.concatenate([np.eye(d, dtype=np.float32)[indices[:, p]]
+  """[..., P] indices -> [..., sum(depths)] float32 one-hot per part."""
+  return np.concatenate([np.eye(d, dtype=np.float32)[indices[..., p]]
                          for p, d in enumerate(depths)], -1)
 
 
@@ -168,45 +179,38 @@ class TFLiteModel:
     """The same decode through the step graphs, one call per step (and per bar)."""
     return self._batched(self._decode_chunk, z, temperature, noise)
 
-  def initial_step_state(self, outputs):
-    """The state tensors (state_0 ..) of a graph's outputs."""
+  @staticmethod
+  def _states(outputs):
+    """The state tensors (state_0 ..) among a graph's outputs."""
     return {k: v for k, v in outputs.items() if k.startswith('state_')}
 
   def _decode_chunk(self, z, temperature, noise):
     step = self.runner('step')
     depths = self.depths
-    bounds = np.cumsum([0] + depths)
     eyes = [np.eye(d, dtype=np.float32) for d in depths]
-    t = np.asarray(temperature, np.float32).reshape(-1, 1)
-    hot = t > 0
-    safe_t = np.where(hot, t, np.float32(1.0))
-    # The Gumbel draws of every step at once (gumbel_max, step by step).
-    gumbel = -np.log(-np.log(np.clip(noise, NOISE_MIN, np.float32(1.0 - 2.0 ** -24))))
-    token = np.zeros((len(z), bounds[-1]), np.float32)
+    draws = gumbel(noise)  # every step's Gumbel draws at once
+    token = np.zeros((len(z), sum(depths)), np.float32)
     tokens, logits = [], []
 
     def run(state, **cond):
       nonlocal token
       out = step(token=token, **cond, **state)
-      lg = out['logits']
-      scores = np.where(hot, lg / safe_t + gumbel[:, len(tokens)], lg)
-      idx = np.stack([scores[:, a:b].argmax(-1) for a, b in zip(bounds[:-1], bounds[1:])],
-                     -1).astype(np.int32)
+      idx = gumbel_max(out['logits'], depths, temperature, draws[:, len(tokens)])
       token = np.concatenate([eye[idx[:, p]] for p, eye in enumerate(eyes)], -1)
       tokens.append(idx)
-      logits.append(lg)
-      return {k: v for k, v in out.items() if k.startswith('state_')}
+      logits.append(out['logits'])
+      return self._states(out)
 
     if self.hierarchical:
       embeddings = self.runner('conductor')(z=z)['embeddings']
       spb = int(self.metadata['steps_per_bar'])
       for b in range(-(-self.num_steps // spb)):
         emb = np.ascontiguousarray(embeddings[:, b])
-        state = self.initial_step_state(self.runner('bar_initial_state')(embedding=emb))
+        state = self._states(self.runner('bar_initial_state')(embedding=emb))
         for _ in range(b * spb, min((b + 1) * spb, self.num_steps)):
           state = run(state, embedding=emb)
     else:
-      state = self.initial_step_state(self.runner('initial_state')(z=z))
+      state = self._states(self.runner('initial_state')(z=z))
       for _ in range(self.num_steps):
         state = run(state, z=z)
     return np.stack(tokens, 1), np.stack(logits, 1)

@@ -13,13 +13,13 @@
 The graphs come from a SavedModel of the device signatures (decode, encode
 and the step graphs, all of one static batch size: TFLite lowers a loop's
 TensorArray only with a static element shape), written by
-`write_device_saved_model` through keras.export.ExportArchive: Keras 3
-layers held by a plain tf.Module would convert without their weights.
+`InferenceGraphs.write_saved_model` through keras.export.ExportArchive.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from mvae_tf.export import runtime
 from mvae_tf.export.graphs import InferenceGraphs, uniform_noise
 
 QUANTIZATIONS = ('none', 'float16', 'dynamic', 'int8')
@@ -29,20 +29,6 @@ WHOLE_GRAPHS = ('decode', 'encode')
 
 class ConversionError(RuntimeError):
   """The TFLite converter refused a graph (the message names it and the quantization)."""
-
-
-def write_device_saved_model(model, graphs, path, batch_size, names=None, unrolled=False):
-  """A SavedModel with the device signatures at a static batch size (for the converter).
-
-  unrolled=True: decode without a WHILE loop (graphs.can_unroll), for int8.
-  """
-  import keras
-  archive = keras.export.ExportArchive()
-  archive.track(model)
-  for name in names or graphs.names():
-    archive.add_endpoint(name, graphs.function(name, unrolled=unrolled),
-                         input_signature=graphs.input_signature(name, batch=batch_size))
-  archive.write_out(path, verbose=False)
 
 
 def signatures_for(graphs, quantize):
@@ -124,7 +110,7 @@ def step_records(graphs, z, temperature=1.0, seed=0):
   noise = uniform_noise(n, graphs.num_steps, graphs.output_depth, seed)
   temp = np.full([n], temperature, np.float32)
   tokens = graphs.decode(tf.constant(z), tf.constant(temp), tf.constant(noise))['tokens'].numpy()
-  onehot = _onehot(tokens, graphs.depths)  # [n, T, D]
+  onehot = runtime.onehot(tokens, graphs.depths)  # [n, T, D]
   previous = np.concatenate([np.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
   records = {name: [] for name in graphs.step_names()}
 
@@ -161,11 +147,6 @@ def step_records(graphs, z, temperature=1.0, seed=0):
   return records
 
 
-def _onehot(indices, depths):
-  return np.concatenate([np.eye(d, dtype=np.float32)[indices[..., p]]
-                         for p, d in enumerate(depths)], -1)
-
-
 def representative_dataset(records, batch_size, max_per_signature=300, seed=0):
   """A converter representative_dataset over step records: (signature, inputs) samples."""
   rng = np.random.default_rng(seed)
@@ -188,4 +169,4 @@ def calibration_latents(graphs, n=64, mus=None, seed=0):
 
 
 __all__ = ['InferenceGraphs', 'QUANTIZATIONS', 'ConversionError', 'convert',
-           'write_device_saved_model', 'step_records', 'representative_dataset']
+           'step_records', 'representative_dataset']

@@ -88,13 +88,16 @@ def load_saved(path):
 
 
 def load_keras(name_or_path, config=None, hparams=None):
-  """(Keras MusicVAE, info dict or None, step or None, Resolved) of any model name or path.
+  """(Keras MusicVAE, info dict or None, step or None, Resolved) of any model name or path
+  (or of what `resolve` already said of one).
 
   `config` / `hparams`: those of a run directory without run.json. info is
   the packaged model's config.json (presets and packaged directories) or
   None (the caller can build it with pretrained.model_info).
   """
-  resolved = resolve(name_or_path)
+  resolved = name_or_path if isinstance(name_or_path, Resolved) else resolve(name_or_path)
+  from mvae_tf import quiet
+  quiet.import_tensorflow()  # every kind becomes a Keras model
   if resolved.kind in ('preset', 'packaged'):
     try:
       info = pretrained.read_info(resolved.path)

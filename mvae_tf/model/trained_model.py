@@ -243,12 +243,7 @@ class TrainedModel:
       info = pretrained.read_info(path)
       model = NumpyMusicVAE(pretrained.read_weights(path), info)
       return cls(model, backend, info, path)
-    from mvae_tf import quiet
-    quiet.import_tensorflow()  # the other kinds are Keras models
-    if resolved.kind == 'saved':
-      return cls(resolve.load_saved(path), backend, path=path)
-    from mvae_tf import runs
-    model, step = runs.restore_model(checkpoint=path, config=config)
+    model, _, step, _ = resolve.load_keras(resolved, config=config)  # saved, run, checkpoint
     return cls(model, backend, path=path, step=step)
 
   # --- What the model is. ---
