@@ -10,12 +10,10 @@ import os
 import sys
 import warnings
 
+from mvae_tf.errors import UserError  # the subcommands raise it as cli.UserError
+
 # note-seq imports pydub, which warns about a missing ffmpeg that we never use.
 warnings.filterwarnings('ignore', message="Couldn't find ffmpeg")
-
-
-class UserError(Exception):
-  """An error caused by the user's input; printed without a traceback."""
 
 
 def _add_prepare(sub):

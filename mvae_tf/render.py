@@ -13,6 +13,7 @@ each drum class, channel 10; trio bass on program 33.
 """
 
 import collections
+import errno
 import os
 import shutil
 import subprocess
@@ -93,9 +94,6 @@ def seconds_per_step(data):
   return 60.0 / data.get('qpm', 120.0) / data.get('steps_per_quarter', 4)
 
 
-_atomic = atomic.write_file
-
-
 def write_midi(notes, path, data):
   """A MIDI file of `notes` at the model's tempo, written atomically."""
   import pretty_midi
@@ -111,7 +109,7 @@ def write_midi(notes, path, data):
         velocity=data.get('velocity', 80), pitch=n.pitch, start=n.start * step,
         end=n.end * step))
   pm.instruments.extend(instruments[k] for k in sorted(instruments))
-  _atomic(path, pm.write)
+  atomic.write_file(path, pm.write)
 
 
 def notes_from_sequence(note_sequence, data=None):
@@ -191,7 +189,7 @@ def plot_notes(notes, path, num_steps, data, title=None):
   if title:
     axes[0].set_title(title)
   fig.tight_layout()
-  _atomic(path, lambda tmp: fig.savefig(tmp, format='png'))
+  atomic.write_file(path, lambda tmp: fig.savefig(tmp, format='png'))
 
 
 def find_soundfont():
@@ -208,15 +206,52 @@ def wav_renderer():
   return (fluidsynth, soundfont) if fluidsynth and soundfont else None
 
 
-def render_wav(midi_path, wav_path, renderer, sample_rate=44100):
-  """Render a MIDI file to WAV with fluidsynth, atomically."""
+def wav_frames(path):
+  """(frames the header declares, frames the file holds, sample rate) of a WAV file."""
+  with open(path, 'rb') as f:
+    data = f.read(1 << 16)
+    size = os.fstat(f.fileno()).st_size
+  if len(data) < 12 or data[:4] != b'RIFF' or data[8:12] != b'WAVE':
+    raise ValueError('%s is not a WAV file' % path)
+  pos, channels, rate, width = 12, 0, 0, 0
+  while pos + 8 <= len(data):
+    chunk, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], 'little')
+    if chunk == b'fmt ':
+      channels = int.from_bytes(data[pos + 10:pos + 12], 'little')
+      rate = int.from_bytes(data[pos + 12:pos + 16], 'little')
+      width = int.from_bytes(data[pos + 22:pos + 24], 'little') // 8
+    elif chunk == b'data':
+      frame = max(1, channels * width)
+      return length // frame, (size - pos - 8) // frame, rate
+    pos += 8 + length + (length & 1)
+  raise ValueError('%s has no data chunk' % path)
+
+
+def render_wav(midi_path, wav_path, renderer, seconds=None, sample_rate=44100):
+  """Render a MIDI file to WAV with fluidsynth, atomically.
+
+  fluidsynth exits 0 when the disk fills up, leaving a short file: the WAV is
+  checked (its header against its size, and its length against `seconds`)
+  before it takes its final name, and a short one is a WriteError.
+  """
+  from mvae_tf import atomic
   fluidsynth, soundfont = renderer
+  needed = int((seconds or 0) * sample_rate * 4) + 4096  # 16-bit stereo
 
   def write(tmp):
     result = subprocess.run([fluidsynth, '-ni', '-q', '-T', 'wav', '-F', tmp,
                              '-r', str(sample_rate), soundfont, midi_path],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output = (result.stderr or result.stdout).strip()
     if result.returncode != 0 or not os.path.getsize(tmp):
-      raise RuntimeError('fluidsynth failed on %s: %s' % (
-          midi_path, (result.stderr or result.stdout).strip()[-300:]))
-  _atomic(wav_path, write)
+      if atomic.is_disk_full(OSError(output)) or (atomic.free_bytes(tmp) or 0) < needed:
+        raise OSError(errno.ENOSPC, 'No space left on device', tmp)
+      raise RuntimeError('fluidsynth failed on %s: %s' % (midi_path, output[-300:]))
+    declared, held, rate = wav_frames(tmp)
+    short = held < declared or (seconds and held < 0.99 * seconds * rate)
+    if short:
+      if (atomic.free_bytes(tmp) or 0) < needed:
+        raise OSError(errno.ENOSPC, 'No space left on device', tmp)
+      raise RuntimeError('fluidsynth wrote a short WAV for %s (%d of %d frames): %s' % (
+          midi_path, held, max(declared, int((seconds or 0) * rate)), output[-300:]))
+  atomic.write_file(wav_path, write, needed=needed)

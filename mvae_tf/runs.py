@@ -12,7 +12,6 @@ checkpoints (a `.../checkpoints/ckpt-N` prefix) or of a saved model directory
 
 import json
 import os
-import tempfile
 
 RUN_FILE = 'run.json'
 CHECKPOINT_DIR = 'checkpoints'
@@ -36,8 +35,12 @@ class RunLock:
 
   def __enter__(self):
     import fcntl
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    f = open(self.path, 'a+')
+    from mvae_tf import atomic
+    atomic.make_dirs(os.path.dirname(self.path))
+    try:
+      f = open(self.path, 'a+')
+    except OSError as e:
+      raise atomic.WriteError(atomic.describe(self.path, e)) from None
     try:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -46,10 +49,14 @@ class RunLock:
       f.close()
       raise RunError('another process (pid %s) is training in %s; wait for it or stop it, '
                      'or use another --run_dir' % (pid, os.path.dirname(self.path))) from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
+    try:
+      f.seek(0)
+      f.truncate()
+      f.write(str(os.getpid()))
+      f.flush()
+    except OSError as e:
+      f.close()
+      raise atomic.WriteError(atomic.describe(self.path, e)) from None
     self._file = f
     return self
 
@@ -75,11 +82,8 @@ def read_run_info(run_dir):
 
 def write_run_info(run_dir, info):
   """Write run.json atomically."""
-  os.makedirs(run_dir, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.run-', suffix='.json', dir=run_dir)
-  with os.fdopen(fd, 'w') as f:
-    json.dump(info, f, indent=1, sort_keys=True)
-  os.replace(tmp, os.path.join(run_dir, RUN_FILE))
+  from mvae_tf import atomic
+  atomic.write_json(os.path.join(run_dir, RUN_FILE), info)
 
 
 def check_same_run(run_dir, info, keys=('config', 'hparams')):

@@ -132,6 +132,41 @@ def _restore(checkpoint, run_dir, log):
   return 0
 
 
+def _checkpoint_bytes(save_dir):
+  """Bytes of the newest complete checkpoint in save_dir (0 if none)."""
+  import tensorflow as tf
+  prefix = tf.train.latest_checkpoint(save_dir)
+  if not prefix:
+    return 0
+  directory, name = os.path.split(prefix)
+  return sum(os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)
+             if n.startswith(name + '.'))
+
+
+def _save_checkpoint(manager, save_dir, step):
+  """manager.save; a full disk removes the partial checkpoint (TensorFlow leaves
+  `ckpt-N_temp/` and perhaps `ckpt-N.*`) and raises a one-line WriteError; the
+  earlier checkpoints and the index naming them are untouched."""
+  import tensorflow as tf
+  from mvae_tf import atomic
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.OpError, OSError) as e:
+    if not atomic.is_disk_full(e):
+      raise
+    name = 'ckpt-%d' % step
+    for n in os.listdir(save_dir):
+      if n.startswith(name + '_temp') or n.startswith(name + '.'):
+        path = os.path.join(save_dir, n)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    raise atomic.WriteError(
+        '%s: no space left on the device for the checkpoint of step %d (%s free, about %s '
+        'needed); the earlier checkpoints are intact: free some space and re-run the same '
+        'command to resume' % (
+            save_dir, step, atomic.megabytes(atomic.free_bytes(save_dir) or 0),
+            atomic.megabytes(_checkpoint_bytes(save_dir) or 1))) from None
+
+
 def make_eval_step(model):
   """A tf.function (batch, step) -> metrics: teacher-forced, z from q with a fixed seed."""
   import tensorflow as tf
@@ -232,7 +267,7 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
     if not _all_finite(model):
       raise TrainingError('weights are not finite at step %d; not checkpointed. The last '
                           'good checkpoint is kept in %s' % (step, runs.checkpoint_dir(run_dir)))
-    manager.save(checkpoint_number=step)
+    _save_checkpoint(manager, save_dir, step)
     if eval_data is not None:
       metrics = _evaluate(eval_fn, eval_data, step, eval_batches)
       with writers['eval'].as_default(step=step):
@@ -289,7 +324,11 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
     if bar is not None:
       bar.close()
     for w in writers.values():
-      w.flush()
+      try:
+        w.flush()
+      except tf.errors.OpError as e:  # a full disk: the checkpoint's error says so
+        log('warning: TensorBoard summaries of %s not flushed: %s' % (
+            run_dir, str(e).split('\n')[0]))
     if not chief:
       shutil.rmtree(save_dir, ignore_errors=True)
   seconds = time.perf_counter() - t0

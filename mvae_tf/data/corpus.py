@@ -57,6 +57,7 @@ import sys
 import tempfile
 import time
 
+from mvae_tf import atomic
 from mvae_tf.data import prepare, sources, tfrecord
 
 # Bump when a change alters what a build writes (rendering, filtering, split).
@@ -248,19 +249,7 @@ def _cached_summary(output_dir, fp):
 
 
 def _write_json_atomic(path, data):
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix='.%s.tmp-' % os.path.basename(path), dir=directory)
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      json.dump(data, f, indent=2, sort_keys=False)
-      f.write('\n')
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic.write_json(path, data, indent=2, sort_keys=False)
 
 
 # ----------------------------------------------------------------------------
@@ -785,21 +774,24 @@ def render_mma_groove(path, groove, output, workdir, bars=MMA_BARS):
       hashlib.sha1(path.encode()).hexdigest()[:8], safe))
   with open(src, 'w', encoding='utf-8') as f:
     f.write(mma_source_text(path, groove, bars))
-  tmp_out = output + '.tmp.mid'
+  class _Failed(Exception):
+    pass
   try:
-    out = subprocess.run(['mma', '-w', '-xNOCREDIT', src, '-f', tmp_out], cwd=workdir,
-                         capture_output=True, text=True, timeout=MMA_TIMEOUT)
-  except subprocess.TimeoutExpired:
-    return 'mma took more than %d s' % MMA_TIMEOUT
+    with atomic.temporary(output) as tmp_out:
+      os.remove(tmp_out)  # mma writes it
+      try:
+        out = subprocess.run(['mma', '-w', '-xNOCREDIT', src, '-f', tmp_out], cwd=workdir,
+                             capture_output=True, text=True, timeout=MMA_TIMEOUT)
+      except subprocess.TimeoutExpired:
+        raise _Failed('mma took more than %d s' % MMA_TIMEOUT) from None
+      if out.returncode != 0 or not os.path.isfile(tmp_out):
+        lines = [l for l in (out.stdout + out.stderr).splitlines()
+                 if l.strip() and 'PLUGIN' not in l]
+        raise _Failed((lines[-1] if lines else 'mma failed (exit %d)' % out.returncode)[:300])
+  except _Failed as e:
+    return str(e)
   finally:
     os.remove(src)
-  if out.returncode != 0 or not os.path.isfile(tmp_out):
-    if os.path.exists(tmp_out):
-      os.remove(tmp_out)
-    lines = [l for l in (out.stdout + out.stderr).splitlines()
-             if l.strip() and 'PLUGIN' not in l]
-    return (lines[-1] if lines else 'mma failed (exit %d)' % out.returncode)[:300]
-  os.replace(tmp_out, output)
   return None
 
 
@@ -832,8 +824,7 @@ def _mma_render(files, cache_dir, version):
       os.makedirs(os.path.dirname(out), exist_ok=True)
       error = render_mma_groove(path, groove, out, workdir)
       if error is not None:
-        with open(err_file, 'w', encoding='utf-8') as f:
-          f.write(error)
+        atomic.write_text(err_file, error)
       return error
 
     bar = _bar(progress, len(jobs), 'render mma', 'groove')
@@ -877,8 +868,7 @@ def wad_music(path, out_dir):
   for name, data in lumps:
     if data[:4] == b'MThd':
       out = os.path.join(out_dir, '%s_%s.mid' % (stem, re.sub(r'[^A-Za-z0-9_]', '_', name)))
-      with open(out, 'wb') as f:
-        f.write(data)
+      atomic.write_bytes(out, data)
       written.append((out, name))
     elif data[:4] == b'MUS\x1a':
       skipped.append((name, 'MUS lump (not converted)'))

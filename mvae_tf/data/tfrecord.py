@@ -6,7 +6,7 @@ uint64 length, its masked CRC-32C, the bytes, their masked CRC-32C.
 
 import os
 import struct
-import tempfile
+import sys
 
 import google_crc32c
 
@@ -23,42 +23,40 @@ class CorruptRecordError(ValueError):
 
 
 class AtomicTFRecordWriter:
-  """Writes records to a temporary file renamed to `path` on a clean close.
-
-  A killed or failed run leaves nothing under the final name (the temporary
-  file, named `.<name>.tmp-*` beside it, is removed on error).
-  """
+  """Writes records to a file that appears under `path` only on a clean close
+  (mvae_tf.atomic: a temporary file beside it, fsynced, renamed; removed on
+  error, and a full disk is a one-line errors.WriteError)."""
 
   def __init__(self, path):
+    from mvae_tf import atomic
     self.path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(self.path))
-    os.makedirs(directory, exist_ok=True)
-    fd, self._tmp = tempfile.mkstemp(
-        prefix='.%s.tmp-' % os.path.basename(self.path), dir=directory)
-    self._file = os.fdopen(fd, 'wb')
+    self._context = atomic.open_file(self.path, 'wb')
+    self._file = self._context.__enter__()
     self.count = 0
 
   def write(self, data):
     header = struct.pack('<Q', len(data))
-    self._file.write(header)
-    self._file.write(struct.pack('<I', _masked_crc(header)))
-    self._file.write(data)
-    self._file.write(struct.pack('<I', _masked_crc(data)))
+    try:
+      self._file.write(header)
+      self._file.write(struct.pack('<I', _masked_crc(header)))
+      self._file.write(data)
+      self._file.write(struct.pack('<I', _masked_crc(data)))
+    except BaseException:
+      self.abort(*sys.exc_info())
+      raise
     self.count += 1
 
   def close(self):
-    if self._file.closed:
-      return
-    self._file.flush()
-    os.fsync(self._file.fileno())
-    self._file.close()
-    os.replace(self._tmp, self.path)
+    if self._context is not None:
+      context, self._context = self._context, None
+      context.__exit__(None, None, None)
 
-  def abort(self):
-    if not self._file.closed:
-      self._file.close()
-    if os.path.exists(self._tmp):
-      os.remove(self._tmp)
+  def abort(self, *exc_info):
+    """Remove the temporary file (re-raising a write error as the context does)."""
+    if self._context is not None:
+      context, self._context = self._context, None
+      exc_info = exc_info or (KeyboardInterrupt, KeyboardInterrupt(), None)
+      context.__exit__(*exc_info)
 
   def __enter__(self):
     return self
@@ -67,7 +65,7 @@ class AtomicTFRecordWriter:
     if exc_type is None:
       self.close()
     else:
-      self.abort()
+      self.abort(exc_type, exc, tb)
 
 
 def read_records(path):
