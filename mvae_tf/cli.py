@@ -115,7 +115,9 @@ def _run_inspect(args):
     raise UserError('%s: no such file' % args.path)
   try:
     sequences = inspect.load_sequences(args.path)
-  except (tfrecord.CorruptRecordError, sources.SkippedFile) as e:
+  except tfrecord.CorruptRecordError as e:
+    raise UserError('%s; rebuild it with `mvae prepare`' % e) from None
+  except sources.SkippedFile as e:
     raise UserError(str(e)) from None
   reports = inspect.inspect_sequences(sequences, args.config, workers=args.workers)
   summary = inspect.summarize(reports, args.config)

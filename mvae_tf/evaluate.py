@@ -387,7 +387,7 @@ def run_evaluate(args):
     raise cli.UserError(str(e)) from None
   from mvae_tf.data import pipeline
   try:
-    pipeline.check_examples_path(args.examples_path)
+    pipeline.check_examples_path(args.examples_path, config.name)
   except (OSError, ValueError) as e:
     raise cli.UserError(str(e)) from None
   try:

@@ -107,29 +107,52 @@ def _dataset_fn(config, examples_path, global_batch, seed):
   return fn
 
 
+def _first_line(error):
+  """The message of a TensorFlow error without its op and node lines."""
+  text = getattr(error, 'message', None) or str(error)
+  text = text.split('\n')[0]
+  return text.split('}} ')[-1].strip()
+
+
 def _all_finite(model):
   import numpy as np
   return all(np.isfinite(v.numpy()).all() for v in model.weights)
 
 
 def _restore(checkpoint, run_dir, log):
-  """Restore the newest checkpoint of run_dir that restores; its step, or 0."""
+  """Restore the newest checkpoint of run_dir that restores; its step, or 0.
+
+  Weights and optimizer state (iterations: the global step, Adam moments)
+  are restored by weight path (runs.restore_checkpoint; old-layout
+  checkpoints too). A checkpoint of other variables stops with their paths
+  (the older ones of the run have the same); one that cannot be read falls
+  back to the previous one with a warning. The chief then records the
+  model's weight paths and shapes in run.json (`variables`).
+  """
+  from mvae_tf import strategy as strategy_lib
   prefixes = runs.list_checkpoints(run_dir)
   failures = []
+  step = 0
   for prefix in prefixes:
     try:
-      checkpoint.read(prefix).assert_existing_objects_matched()
+      runs.restore_checkpoint(checkpoint, prefix, warn=log)
+    except runs.CheckpointMismatch as e:
+      raise TrainingError(str(e)) from None
     except Exception as e:  # noqa: BLE001 (any failure: try the previous one)
       failures.append('%s (%s)' % (prefix, str(e).split('\n')[0]))
       continue
     if failures:
       log('warning: could not restore %s; resumed from %s' % ('; '.join(failures), prefix))
-    return runs.checkpoint_step(prefix)
-  if failures:
-    raise TrainingError('no checkpoint of %s restores: %s; pass the --config and --hparams '
-                        'the run was started with, or start a new --run_dir'
-                        % (run_dir, '; '.join(failures)))
-  return 0
+    step = runs.checkpoint_step(prefix)
+    break
+  else:
+    if failures:
+      raise TrainingError('no checkpoint of %s restores: %s; pass the --config and --hparams '
+                          'the run was started with, or start a new --run_dir'
+                          % (run_dir, '; '.join(failures)))
+  if strategy_lib.is_chief():
+    runs.record_variables(run_dir, checkpoint)
+  return step
 
 
 def _checkpoint_bytes(save_dir):
@@ -202,9 +225,9 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
   info = dict(config=config.name, hparams=hp.to_dict(), hparams_overrides=hparams or '')
   runs.check_same_run(run_dir, info)
   from mvae_tf.data import pipeline
-  pipeline.check_examples_path(examples_path)
+  pipeline.check_examples_path(examples_path, config.name)
   if eval_examples_path:
-    pipeline.check_examples_path(eval_examples_path)
+    pipeline.check_examples_path(eval_examples_path, config.name)
 
   strategy = strategy_lib.make_strategy(cpu_replicas)
   replicas = strategy.num_replicas_in_sync
@@ -289,7 +312,15 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
   try:
     with _Signals() as signals:
       while step < num_steps:
-        metrics = step_fn(next(iterator))
+        try:
+          metrics = step_fn(next(iterator))
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+          if 'IteratorGetNext' not in str(e) and 'corrupted record' not in str(e):
+            raise
+          raise TrainingError(
+              'reading %s at step %d: %s; check it with `mvae inspect FILE --config %s`' % (
+                  ', '.join(examples_path if isinstance(examples_path, (list, tuple))
+                            else [examples_path]), step, _first_line(e), config.name)) from None
         step += 1
         window_steps += 1
         loss, skipped = float(metrics['loss']), float(metrics['skipped'])

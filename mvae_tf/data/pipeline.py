@@ -46,14 +46,32 @@ def convert_fn(config, mode='train', seed=None):
   return converter, convert
 
 
-def check_examples_path(path):
-  """Fails early, naming the file, if it is missing or not a NoteSequence TFRecord."""
+_CHECKED = {}  # (path, size, mtime) of files whose every record was read
+
+
+def check_examples_path(path, config_name='CONFIG'):
+  """Fails early, naming the file, if it is missing, not a NoteSequence TFRecord or
+  damaged anywhere (every record's checksums are read: a damaged record met by
+  tf.data inside a distributed step would stop training with a DataLossError
+  and leave its threads waiting)."""
   paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
   for p in paths:
     if not os.path.isfile(p):
       raise FileNotFoundError('%s: no such examples file (make one with `mvae prepare` or '
                               '`mvae corpus`)' % p)
-    next(iter(tfrecord.read_note_sequences(p)), None)  # raises CorruptRecordError
+    st = os.stat(p)
+    key = (os.path.abspath(p), st.st_size, st.st_mtime_ns)
+    if key in _CHECKED:
+      continue
+    try:
+      next(iter(tfrecord.read_note_sequences(p)), None)
+      for _ in tfrecord.read_records(p):
+        pass
+    except tfrecord.CorruptRecordError as e:
+      raise tfrecord.CorruptRecordError(
+          '%s; `mvae inspect %s --config %s` checks it, `mvae prepare` rebuilds it'
+          % (e, p, config_name)) from None
+    _CHECKED[key] = True
   return paths
 
 
@@ -85,7 +103,7 @@ def get_dataset(config, examples_path, batch_size, mode='train', seed=None,
   if mode not in ('train', 'eval'):
     raise ValueError("mode must be 'train' or 'eval', got %r" % (mode,))
   training = mode == 'train'
-  paths = check_examples_path(examples_path)
+  paths = check_examples_path(examples_path, config.name)
   converter, convert = convert_fn(config, mode, seed)
   if training:
     _require_a_window(paths, config)

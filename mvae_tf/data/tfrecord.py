@@ -79,19 +79,19 @@ def read_records(path):
         return
       if len(header) < 8:
         raise CorruptRecordError('%s: truncated at record %d (a partial length '
-                                 'header); rebuild the file' % (path, index))
+                                 'header)' % (path, index))
       crc = f.read(4)
       if len(crc) < 4 or struct.unpack('<I', crc)[0] != _masked_crc(header):
-        raise CorruptRecordError('%s: record %d has a bad length checksum; this is '
-                                 'not a TFRecord file or it is damaged' % (path, index))
+        raise CorruptRecordError('%s: record %d has a bad length checksum (not a '
+                                 'TFRecord file, or a damaged one)' % (path, index))
       (length,) = struct.unpack('<Q', header)
       data = f.read(length)
       crc = f.read(4)
       if len(data) < length or len(crc) < 4:
-        raise CorruptRecordError('%s: truncated in record %d; rebuild the file' % (path, index))
+        raise CorruptRecordError('%s: truncated in record %d' % (path, index))
       if struct.unpack('<I', crc)[0] != _masked_crc(data):
-        raise CorruptRecordError('%s: record %d has a bad data checksum; the file is '
-                                 'damaged' % (path, index))
+        raise CorruptRecordError('%s: record %d has a bad data checksum (the file is '
+                                 'damaged)' % (path, index))
       yield data
       index += 1
 
