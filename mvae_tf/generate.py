@@ -4,6 +4,7 @@
   mvae generate --mode interpolate --input_midi_1 a.mid --input_midi_2 b.mid --output_dir out
   mvae generate --mode similar --input_midi_1 a.mid --similarity 0.8 --output_dir out
   mvae generate --mode attribute --attribute note_density --strength 1.5 --output_dir out
+  mvae generate --input_midi_1 tune.mid --write_windows windows   # then --input_bar N
 
 Without --run_dir or --checkpoint_file it uses a model that ships in the
 package: folk-mel_2bar (2-bar melodies), or drums_2bar with --preset
@@ -12,18 +13,34 @@ only. A shipped model runs in numpy (mvae_tf.inference), and sampling
 imports neither TensorFlow nor note_seq, so the command starts in well under
 a second. Files are named mvae_<mode>_<seed>_<NN>.mid (.png, .wav) and
 written atomically; a run without --seed draws one and prints it.
+
+An input MIDI may be a whole tune: 2/4 is read as 4/4 (two 2/4 bars make a
+bar, as `mvae corpus` does), and the model reads one window of it (2 bars for
+a 2-bar model): the first usable one, or the one starting at bar --input_bar
+(counted from 1). A line on stderr says which bars of each input were used;
+--write_windows DIR writes every usable window as a MIDI file to pick from.
+In attribute mode the first output decodes the input's code (mu) plus the
+vector and the others draw it from the input's posterior, so they vary.
 """
 
+import collections
 import importlib.util
 import math
 import os
 import random
+import sys
 
 import numpy as np
 
 MODES = ('sample', 'interpolate', 'similar', 'attribute')
 # A typo (an extra zero or three) should not fill a disk with MIDI files.
 MAX_OUTPUTS = 1000
+# Seed stream of the posterior draws of attribute mode (trained_model uses 1 to 3).
+_POSTERIOR_STREAM = 4
+
+# An input MIDI: the flag that named it, its path, the NoteSequence (2/4 renotated as
+# 4/4) and whether it was renotated.
+Input = collections.namedtuple('Input', ['flag', 'path', 'ns', 'renotated'])
 
 
 def add_generate_parser(subparsers):
@@ -31,7 +48,7 @@ def add_generate_parser(subparsers):
   from mvae_tf import pretrained
   p = subparsers.add_parser(
       'generate', help='write MIDI from a trained model (one ships in the package)',
-      description=__doc__.split('\n\n')[2].replace('\n', ' '))
+      description=' '.join(__doc__.split('\n\n')[2:4]).replace('\n', ' '))
   model = p.add_mutually_exclusive_group()
   model.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
   model.add_argument('--checkpoint_file', '--checkpoint', dest='checkpoint_file', metavar='PATH',
@@ -48,8 +65,20 @@ def add_generate_parser(subparsers):
                  help='sample: from the prior; interpolate: from --input_midi_1 to '
                       '--input_midi_2; similar: variations of --input_midi_1; attribute: '
                       'add an attribute vector (to --input_midi_1, or to samples)')
-  p.add_argument('--input_midi_1', metavar='FILE', help='a 2-bar MIDI (for 2-bar models)')
-  p.add_argument('--input_midi_2', metavar='FILE')
+  p.add_argument('--input_midi_1', metavar='FILE',
+                 help="a MIDI file of any length (2/4 is read as 4/4, as mvae corpus does); "
+                      "the model reads one window of it, of its length (2 bars for 2-bar "
+                      "models): the first usable one, or see --input_bar")
+  p.add_argument('--input_midi_2', metavar='FILE', help='the second input (interpolate mode)')
+  p.add_argument('--input_bar', type=int, default=None, metavar='N',
+                 help='use the window starting at bar N of each input (bars counted from '
+                      '1, as musicians count; a 2/4 tune in 4/4 bars of two 2/4 bars). '
+                      'Default: the first usable window. A line on stderr says which bars '
+                      'were used')
+  p.add_argument('--write_windows', metavar='DIR', default=None,
+                 help='write every usable window of each input to DIR as MIDI (the notes '
+                      'the model reads), named INPUT_bars_NN-NN.mid, then exit: listen, '
+                      'then pass --input_bar NN')
   p.add_argument('--num_outputs', type=int, default=5, metavar='N')
   p.add_argument('--max_outputs', type=int, default=MAX_OUTPUTS, metavar='N',
                  help='refuse more than N outputs (default %d; raise it to go past)'
@@ -57,7 +86,8 @@ def add_generate_parser(subparsers):
   p.add_argument('--temperature', type=float, default=0.5,
                  help='sampling temperature; 0 is argmax (default: 0.5)')
   p.add_argument('--seed', type=int, default=None, help='makes the output reproducible')
-  p.add_argument('--output_dir', required=True, metavar='DIR')
+  p.add_argument('--output_dir', metavar='DIR',
+                 help='where the outputs go (required, except with --write_windows)')
   p.add_argument('--length', type=int, default=None, metavar='STEPS',
                  help="steps to decode, 16 a bar (default: the model's window, 32 for 2 bars)")
   p.add_argument('--method', choices=('slerp', 'lerp'), default='slerp',
@@ -65,7 +95,10 @@ def add_generate_parser(subparsers):
   p.add_argument('--similarity', type=float, default=0.8,
                  help='similar mode: 1 keeps the input, 0 ignores it (default: 0.8)')
   p.add_argument('--attribute', default=None,
-                 help='attribute mode: note_density, pitch_range, syncopation, average_interval')
+                 help='attribute mode: note_density, pitch_range, syncopation, '
+                      "average_interval; with --input_midi_1 the first output is the input's "
+                      "code plus the vector, the others vary it (drawn from the input's "
+                      'posterior, reproducible with --seed)')
   p.add_argument('--strength', type=float, default=1.0,
                  help='attribute mode: multiple of the vector to add (negative lowers it)')
   p.add_argument('--attribute_vectors', metavar='FILE.npz', default=None,
@@ -86,6 +119,14 @@ def _error(message):
 
 
 def _check_args(args):
+  if args.write_windows is not None:
+    if not (args.input_midi_1 or args.input_midi_2):
+      raise _error('--write_windows needs an input MIDI (--input_midi_1)')
+    if os.path.exists(args.write_windows) and not os.path.isdir(args.write_windows):
+      raise _error('--write_windows %s is a file' % args.write_windows)
+    return  # it writes the inputs' windows and exits: the rest does not apply
+  if not args.output_dir:
+    raise _error('--output_dir DIR is required (where the outputs go)')
   if args.num_outputs < 1:
     raise _error('--num_outputs must be at least 1')
   if args.num_outputs > args.max_outputs:
@@ -114,11 +155,17 @@ def _check_args(args):
   if args.mode == 'sample' and (args.input_midi_1 or args.input_midi_2):
     raise _error('--mode sample takes no input MIDI; use --mode similar, interpolate or '
                  'attribute')
+  if args.input_bar is not None:
+    if args.input_bar < 1:
+      raise _error('--input_bar %d: bars are counted from 1' % args.input_bar)
+    if not (args.input_midi_1 or args.input_midi_2):
+      raise _error('--input_bar needs an input MIDI (--input_midi_1)')
   if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
     raise _error('--output_dir %s is a file' % args.output_dir)
 
 
 def _read_input(path, flag):
+  """An Input; 2/4 is renotated as 4/4, as `mvae corpus` does."""
   if os.path.isdir(path):
     raise _error('%s %s is a directory; give a MIDI file' % (flag, path))
   if not os.path.isfile(path):
@@ -130,7 +177,10 @@ def _read_input(path, flag):
     raise _error('%s %s: %s' % (flag, path, e.detail)) from None
   if len(sequences) > 1:
     raise _error('%s %s holds %d tunes; give a file with one' % (flag, path, len(sequences)))
-  return sequences[0]
+  from mvae_tf.data import corpus
+  ns = sequences[0]
+  renotated = corpus.merge_two_four(ns)
+  return Input(flag, path, ns, renotated)
 
 
 def _drums_only(ns):
@@ -160,7 +210,7 @@ def _load_model(args, inputs):
                      'with --run_dir or --checkpoint_file' % (args.config, ', '.join(
                          '%s = %s' % kv for kv in pretrained.PRESETS.items())))
     if name is None:
-      drums = inputs and all(_drums_only(ns) for _, ns in inputs)
+      drums = inputs and all(_drums_only(i.ns) for i in inputs)
       name = pretrained.DRUMS_PRESET if drums else pretrained.DEFAULT_PRESET
     try:
       model = TrainedModel.load(name, backend=args.backend)
@@ -186,7 +236,7 @@ def _check_config_name(name):
 def _check_kind(model, inputs):
   """Wrong kind of model for an input: say which model to use instead."""
   from mvae_tf import pretrained
-  for flag, ns in inputs:
+  for flag, _, ns, _ in inputs:
     path = ns.filename or flag
     if model.kind == 'drums' and not any(n.is_drum for n in ns.notes):
       raise _error('%s %s has no drum notes, and %s is a drums model: give a drum MIDI, or '
@@ -197,20 +247,87 @@ def _check_kind(model, inputs):
                    '(--preset %s)' % (flag, path, model.describe(), pretrained.DRUMS_PRESET))
 
 
-def _encode(model, flag, ns):
-  """mu [z_size] of an input, or a UserError saying why it has no usable window."""
-  from mvae_tf.model.trained_model import EncodeError
+def _window(model, item, bar):
+  """The BarWindow of an input to encode, or a UserError saying why there is none."""
+  from mvae_tf.model.trained_model import BarError, EncodeError, format_bars
+  path = item.ns.filename or item.path
   try:
-    return model.encode([ns])[1][0]
+    return model.choose_window(item.ns, bar)
+  except BarError as e:
+    size = model.converter.slice_bars or e.total_bars
+    if e.reasons:
+      why = 'bars %d-%d yield no %d-bar window (%s)' % (bar, bar + size - 1, size,
+                                                        '; '.join(e.reasons))
+    elif bar + size - 1 > e.total_bars:
+      why = 'it has %d bars%s, so no %d-bar window starts at bar %d' % (
+          e.total_bars, ' of 4/4' if item.renotated else '', size, bar)
+    else:
+      why = 'bars %d-%d cross a change of tempo or metre' % (bar, bar + size - 1)
+    raise _error('--input_bar %d: %s %s: %s; usable windows start at bars %s' % (
+        bar, item.flag, path, why, format_bars(e.usable_bars))) from None
   except EncodeError as e:
-    path = ns.filename or flag
     if e.windows:
-      raise _error('%s %s yields %d windows of %d steps for %s; give a MIDI of exactly one '
-                   'window (%d bars)' % (
-                       flag, path, e.windows, model.max_seq_len, model.config_name,
+      raise _error('%s %s yields %d windows of %d steps for %s, none of them at a bar line; '
+                   'give a MIDI of exactly one window (%d bars)' % (
+                       item.flag, path, e.windows, model.max_seq_len, model.config_name,
                        model.max_seq_len // model.data.get('steps_per_bar', 16))) from None
     raise _error('%s %s yields no window for %s: %s (see `mvae inspect %s --config %s`)' % (
-        flag, path, model.config_name, '; '.join(e.reasons), path, model.config_name)) from None
+        item.flag, path, model.config_name, '; '.join(e.reasons), path,
+        model.config_name)) from None
+
+
+def _renotated_words(item):
+  return ' (2/4, read as 4/4: two 2/4 bars make a bar)' if item.renotated else ''
+
+
+def _encode(model, item, bar):
+  """(mu, sigma) [z_size] of an input's window; says on stderr which bars it is."""
+  window = _window(model, item, bar)
+  _, mu, sigma = model.encode([window.sequence], all_windows=True)
+  notes = []
+  if window.first_bar == 1 and window.last_bar >= window.total_bars:
+    notes.append('the whole file')
+  elif bar is None:
+    notes.append('first usable window; --input_bar N for another')
+  else:
+    notes.append('--input_bar %d' % bar)
+  if window.windows > 1:
+    notes.append('the first of %d melodies or tracks there' % window.windows)
+  print('%s %s%s: bars %d-%d of %d (%s)' % (
+      item.flag, item.path, _renotated_words(item), window.first_bar, window.last_bar,
+      window.total_bars, '; '.join(notes)), file=sys.stderr)
+  return mu[0], sigma[0]
+
+
+def _write_windows(model, inputs, directory):
+  """--write_windows: every usable window of each input as MIDI (what the model reads)."""
+  from mvae_tf import render
+  from mvae_tf.model.trained_model import format_bars
+  os.makedirs(directory, exist_ok=True)
+  stems = [os.path.splitext(os.path.basename(i.path))[0] for i in inputs]
+  for n, (item, stem) in enumerate(zip(inputs, stems)):
+    if stems.count(stem) > 1:
+      stem = '%s_input%d' % (stem, n + 1)
+    usable = [w for w in model.bar_windows(item.ns) if w.usable]
+    if not usable:  # says why there is none (or gives the one not on a bar line)
+      usable = [_window(model, item, None)]
+    width = max(2, len(str(usable[-1].total_bars)))
+    names = []
+    for window in usable:
+      _, outputs, _, lengths, _ = model.windows([window.sequence], all_windows=True)
+      parts = np.split(outputs[0][:lengths[0]], np.cumsum(model.output_depths)[:-1], -1)
+      indices = np.stack([p.argmax(-1) for p in parts], -1)
+      name = '%s_bars_%0*d-%0*d.mid' % (stem, width, window.first_bar, width, window.last_bar)
+      render.write_midi(render.notes_from_indices(indices, model.data),
+                        os.path.join(directory, name), model.data)
+      names.append(name)
+    print('%s %s%s: wrote its %d usable window%s (starting at bars %s of %d) to %s' % (
+        item.flag, item.path, _renotated_words(item), len(names),
+        '' if len(names) == 1 else 's', format_bars([w.first_bar for w in usable]),
+        usable[0].total_bars, directory))
+    print('  ' + '  '.join(names))
+  print('pick one and pass --input_bar N (its first bar) to use it')
+  return 0
 
 
 def _attribute_vector(model, args):
@@ -245,11 +362,22 @@ def _attribute_vector(model, args):
   return vectors[args.attribute]
 
 
+def _posterior_latents(mu, sigma, n, seed):
+  """[n, z]: mu first, then n - 1 draws of the posterior N(mu, sigma^2) (seeded; draw i
+  does not depend on n)."""
+  z = np.repeat(np.asarray(mu, np.float32)[None], n, 0)
+  noise = np.random.default_rng([int(seed), _POSTERIOR_STREAM]).standard_normal(
+      (n - 1, z.shape[1]))
+  z[1:] += (sigma * noise).astype(np.float32)
+  return z
+
+
 def _latents(model, args, inputs, seed):
   """z [num_outputs, z_size] for the mode, and the z before an attribute (or None)."""
   from mvae_tf.model import trained_model as tm
   n = args.num_outputs
-  mus = [_encode(model, flag, ns) for flag, ns in inputs]
+  codes = [_encode(model, item, args.input_bar) for item in inputs]
+  mus = [mu for mu, _ in codes]
   if args.mode == 'sample':
     return model.random_latents(n, seed), None
   if args.mode == 'interpolate':
@@ -257,7 +385,7 @@ def _latents(model, args, inputs, seed):
   if args.mode == 'similar':
     return tm.similar_latents(mus[0], n, args.similarity, seed), None
   vector = _attribute_vector(model, args)
-  base = np.repeat(mus[0][None], n, 0) if mus else model.random_latents(n, seed)
+  base = _posterior_latents(*codes[0], n, seed) if codes else model.random_latents(n, seed)
   return base + np.float32(args.strength) * vector, base
 
 
@@ -272,11 +400,13 @@ def run_generate(args):
   if args.plot and importlib.util.find_spec('matplotlib') is None:
     raise _error('--plot needs matplotlib: pip install matplotlib (or pip install '
                  'mvae_tf[plot])')
-  inputs = [(flag, _read_input(path, flag)) for flag, path in
+  inputs = [_read_input(path, flag) for flag, path in
             (('--input_midi_1', args.input_midi_1), ('--input_midi_2', args.input_midi_2))
             if path]
   model = _load_model(args, inputs)
   _check_kind(model, inputs)
+  if args.write_windows is not None:
+    return _write_windows(model, inputs, args.write_windows)
   seed = args.seed if args.seed is not None else random.randrange(2**31)
   length = args.length or model.max_seq_len
   if length > model.max_seq_len and model.info.get('decoder_type') == 'flat':

@@ -110,6 +110,47 @@ def test_encode_names_the_sequence_and_why(model, melodies):
     drums.encode(melodies[:1])
 
 
+def gap_tune():
+  """4/4: bars 1-2 of quarter notes, bars 3-4 silent, bars 5-6 of quarter notes."""
+  return make_sequence([(60 + i % 7, i * 0.5, (i + 1) * 0.5) for i in range(8)] +
+                       [(64 + i % 5, 8 + i * 0.5, 8.5 + i * 0.5) for i in range(8)])
+
+
+def test_bar_windows_and_choose_window():
+  """Candidate windows of a longer tune, one per bar (counted from 1), and the choice."""
+  model = tm.TrainedModel.load('folk-mel_2bar')
+  tune = gap_tune()
+  tune.filename = 'gap.mid'
+  windows = model.bar_windows(tune)
+  assert [(w.first_bar, w.last_bar, w.total_bars, w.usable) for w in windows] == [
+      (1, 2, 6, True), (2, 3, 6, False), (3, 4, 6, False), (4, 5, 6, False), (5, 6, 6, True)]
+  assert windows[2].reasons == ['no notes'] and 'too short' in windows[1].reasons[0]
+  # A window is the notes of its bars, shifted to start at 0.
+  assert [n.start_time for n in windows[4].sequence.notes][:2] == [0.0, 0.5]
+  assert model.choose_window(tune).first_bar == 1
+  assert model.choose_window(tune, 5).first_bar == 5
+  # Every window the converter finds in the whole tune is one of them.
+  whole = {x.tobytes() for x in model.converter.to_tensors(varied_melody(bars=6)).outputs}
+  by_bar = {model.converter.to_tensors(w.sequence).outputs[0].tobytes()
+            for w in model.bar_windows(varied_melody(bars=6))}
+  assert len(whole) == 5 and whole == by_bar
+  for bar, message in ((3, r'sequence 0 \(gap.mid\) has no usable 2-bar window at bar 3 '
+                           r'\(bars 3-4 yield none: no notes\); usable ones start at bars 1, 5'),
+                       (6, r'at bar 6 \(it has 6 bars\); usable ones start at bars 1, 5')):
+    with pytest.raises(tm.BarError, match=message) as e:
+      model.choose_window(tune, bar)
+    assert e.value.usable_bars == [1, 5] and e.value.total_bars == 6
+  # An input of exactly one window is encoded as it is.
+  two = scale_melody(bars=2)
+  assert model.choose_window(two).sequence is two
+  waltz = make_sequence([(60 + i % 5, i * 0.5, (i + 1) * 0.5) for i in range(24)],
+                        time_signature=(3, 4))
+  with pytest.raises(tm.EncodeError, match='metre 3/4') as e:
+    model.choose_window(waltz, 2)
+  assert not isinstance(e.value, tm.BarError)
+  assert tm.format_bars([1, 2, 3, 5, 8, 9]) == '1-3, 5, 8-9'
+
+
 @pytest.mark.parametrize('method', ['slerp', 'lerp'])
 def test_interpolation_end_points_are_the_reconstructions(model, melodies, method):
   a, b = melodies[0], melodies[7]
@@ -361,6 +402,117 @@ def test_generate_interpolate_similar_attribute_with_a_packaged_model(
                         "note_density, syncopation)") in err
 
 
+def outputs_of(directory):
+  return [midi_notes(str(directory / n)) for n in sorted(os.listdir(directory))]
+
+
+def test_generate_takes_a_whole_tune_and_input_bar(tmp_path, capsys):
+  """A 4/4 tune of 8 bars: bars 1-2 by default (as if cut to them), --input_bar 3 bars 3-4."""
+  tune = write_midi(varied_melody(bars=8), tmp_path / 'tune.mid')
+  first = write_midi(varied_melody(bars=2), tmp_path / 'first.mid')
+  greedy = ['--mode', 'similar', '--num_outputs', 2, '--temperature', 0, '--seed', 1]
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', tune, '--output_dir', tmp_path / 'a')
+  assert code == 0, err
+  assert err.strip().split('\n')[-1] == ('--input_midi_1 %s: bars 1-2 of 8 (first usable '
+                                         'window; --input_bar N for another)' % tune)
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', first, '--output_dir', tmp_path / 'b')
+  assert code == 0 and err.strip().endswith(': bars 1-2 of 2 (the whole file)'), err
+  assert outputs_of(tmp_path / 'a') == outputs_of(tmp_path / 'b')
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', tune, '--input_bar', 3,
+                         '--output_dir', tmp_path / 'c')
+  assert code == 0 and err.strip().endswith('tune.mid: bars 3-4 of 8 (--input_bar 3)'), err
+  assert outputs_of(tmp_path / 'c') != outputs_of(tmp_path / 'a')
+  # --input_bar applies to both inputs of interpolate.
+  code, _, err = run_cli(capsys, '--mode', 'interpolate', '--input_midi_1', tune,
+                         '--input_midi_2', tune, '--input_bar', 7, '--num_outputs', 2,
+                         '--output_dir', tmp_path / 'd')
+  assert code == 0 and err.count('bars 7-8 of 8 (--input_bar 7)') == 2, err
+  # One line, exit 2, naming the usable bars.
+  for bar in ('8', '40'):
+    code, out, err = run_cli(capsys, *greedy, '--input_midi_1', tune, '--input_bar', bar,
+                             '--output_dir', tmp_path / 'e')
+    assert code == 2 and len(err.strip().split('\n')) == 1, err
+    assert ('--input_bar %s: --input_midi_1 %s: it has 8 bars, so no 2-bar window starts at '
+            'bar %s; usable windows start at bars 1-7' % (bar, tune, bar)) in err
+  gap = write_midi(gap_tune(), tmp_path / 'gap.mid')
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', gap, '--input_bar', 3,
+                         '--output_dir', tmp_path / 'e')
+  assert code == 2 and len(err.strip().split('\n')) == 1, err
+  assert ('bars 3-4 yield no 2-bar window (no notes); usable windows start at bars 1, 5'
+          in err)
+  assert not (tmp_path / 'e').exists()
+
+
+def test_generate_reads_2_4_as_4_4(tmp_path, capsys):
+  """A 2/4 tune is read as mvae corpus reads it: two 2/4 bars make a 4/4 bar."""
+  notes = [(60 + (i * 5) % 12, i * 0.25, (i + 1) * 0.25) for i in range(64)]
+  polka = write_midi(make_sequence(notes, time_signature=(2, 4)), tmp_path / 'polka.mid')
+  common = write_midi(make_sequence(notes), tmp_path / 'common.mid')
+  greedy = ['--mode', 'similar', '--num_outputs', 2, '--temperature', 0, '--seed', 1,
+            '--input_bar', 3]
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', polka, '--output_dir', tmp_path / 'a')
+  assert code == 0, err
+  assert err.strip().endswith('polka.mid (2/4, read as 4/4: two 2/4 bars make a bar): bars '
+                              '3-4 of 8 (--input_bar 3)'), err
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', common, '--output_dir', tmp_path / 'b')
+  assert code == 0 and outputs_of(tmp_path / 'a') == outputs_of(tmp_path / 'b')
+  code, _, err = run_cli(capsys, '--mode', 'similar', '--input_midi_1', polka,
+                         '--output_dir', tmp_path / 'c')
+  assert code == 0 and 'bars 1-2 of 8 (first usable window' in err
+
+
+def test_generate_write_windows(tmp_path, capsys):
+  """--write_windows writes each usable window, named by bars, and exits; a written window
+  given back as the input is the window --input_bar takes."""
+  tune = write_midi(varied_melody(bars=4), tmp_path / 'tune.mid')
+  gap = write_midi(gap_tune(), tmp_path / 'gap.mid')
+  windows = tmp_path / 'windows'
+  code, text, _ = run_cli(capsys, '--input_midi_1', tune, '--input_midi_2', gap,
+                          '--write_windows', windows)
+  assert code == 0, text
+  assert sorted(os.listdir(windows)) == ['gap_bars_01-02.mid', 'gap_bars_05-06.mid',
+                                         'tune_bars_01-02.mid', 'tune_bars_02-03.mid',
+                                         'tune_bars_03-04.mid']
+  assert 'wrote its 3 usable windows (starting at bars 1-3 of 4)' in text
+  assert 'wrote its 2 usable windows (starting at bars 1, 5 of 6)' in text
+  assert '--input_bar N' in text
+  greedy = ['--mode', 'similar', '--num_outputs', 2, '--temperature', 0, '--seed', 1]
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', tune, '--input_bar', 2,
+                         '--output_dir', tmp_path / 'a')
+  assert code == 0, err
+  code, _, err = run_cli(capsys, *greedy, '--input_midi_1', windows / 'tune_bars_02-03.mid',
+                         '--output_dir', tmp_path / 'b')
+  assert code == 0 and 'bars 1-2 of 2 (the whole file)' in err
+  assert outputs_of(tmp_path / 'a') == outputs_of(tmp_path / 'b')
+
+
+def test_generate_attribute_outputs_vary_and_are_seeded(tmp_path, capsys):
+  """Attribute mode on one input once decoded the same z five times: with a simple input
+  the five files were identical. The first output keeps the input's mu; the others draw
+  z from its posterior, seeded."""
+  whole = write_midi(make_sequence([(60, 0, 2), (62, 2, 4)]), tmp_path / 'whole.mid')
+  args = ['--mode', 'attribute', '--attribute', 'note_density', '--input_midi_1', whole]
+
+  def run(seed, out, n=5):
+    code, text, err = run_cli(capsys, *args, '--seed', seed, '--num_outputs', n,
+                              '--output_dir', tmp_path / out)
+    assert code == 0, err
+    return [(tmp_path / out / n).read_bytes() for n in sorted(os.listdir(tmp_path / out))]
+
+  first = run(1, 'a')
+  assert len(set(first)) > 2
+  assert run(1, 'b') == first  # the same seed, the same files
+  assert run(2, 'c') != first
+  assert run(1, 'd', n=1) == first[:1]  # output i does not depend on --num_outputs
+  model = tm.TrainedModel.load('folk-mel_2bar')
+  mu = model.encode([note_seq.midi_file_to_note_sequence(whole)])[1]
+  z = mu + model.attribute_vectors['note_density']
+  indices, _ = model.decode_indices(z, 32, 0.5, 1)
+  assert midi_notes(str(tmp_path / 'a' / 'mvae_attribute_1_01.mid')) == [
+      (p, round(s, 3), round(e, 3), d) for p, s, e, d in
+      note_tuples(model.to_note_sequences(indices)[0])]
+
+
 def test_generate_from_a_run_dir_and_a_saved_model_with_tensorflow(tmp_path, capsys):
   from mvae_tf import runs
   keras_model = tiny_models.trained_keras_model()
@@ -389,8 +541,16 @@ def test_generate_wav(tmp_path, capsys, monkeypatch):
   assert not out.exists()  # checked before anything is done
   bin_dir = tmp_path / 'bin'
   bin_dir.mkdir()
-  fake = bin_dir / 'fluidsynth'  # writes its arguments to the -F file
-  fake.write_text('#!/bin/sh\nwhile [ "$1" != "-F" ]; do shift; done\necho "$@" > "$2"\n')
+  # Writes to the -F file an empty WAV (render_wav checks it) holding its arguments in a chunk.
+  fake = bin_dir / 'fluidsynth'
+  fake.write_text(
+      '#!%s\nimport struct, sys\nargs = sys.argv[1:]\nnote = " ".join(args).encode()\n'
+      'note += b" " * (len(note) & 1)\n'
+      'chunks = (b"note" + struct.pack("<I", len(note)) + note + b"fmt " + struct.pack('
+      '"<IHHIIHH", 16, 1, 2, 44100, 176400, 4, 16) + b"data" + struct.pack("<I", 0))\n'
+      'with open(args[args.index("-F") + 1], "wb") as f:\n'
+      '  f.write(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)\n'
+      % sys.executable)
   fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
   font = tmp_path / 'font.sf2'
   font.write_bytes(b'sf2')
@@ -399,8 +559,8 @@ def test_generate_wav(tmp_path, capsys, monkeypatch):
   code, text, err = run_cli(capsys, '--wav', '--num_outputs', 2, '--seed', 4,
                             '--output_dir', out)
   assert code == 0, err
-  wav = (out / 'mvae_sample_4_01.wav').read_text()
-  assert str(font) in wav and 'mvae_sample_4_01.mid' in wav
+  wav = (out / 'mvae_sample_4_01.wav').read_bytes()
+  assert str(font).encode() in wav and b'mvae_sample_4_01.mid' in wav
   assert sorted(os.listdir(out)) == ['mvae_sample_4_%02d.%s' % (i, e) for i in (1, 2)
                                      for e in ('mid', 'wav')]
 
@@ -431,7 +591,15 @@ ERRORS = [
     (['--mode', 'similar', '--input_midi_1', '{waltz}'],
      r'yields no window for cat-mel_2bar_cpu: metre 3/4 is not 16 steps per bar.*mvae inspect'),
     (['--mode', 'similar', '--input_midi_1', '{short}'], 'yields no window .*too short'),
-    (['--mode', 'similar', '--input_midi_1', '{long}'], 'yields 3 windows of 32 steps'),
+    (['--mode', 'similar', '--input_midi_1', '{long}', '--input_bar', '4'],
+     '--input_bar 4: --input_midi_1 .*long.mid: it has 4 bars, so no 2-bar window starts at '
+     'bar 4; usable windows start at bars 1-3$'),
+    (['--mode', 'similar', '--input_midi_1', '{long}', '--input_bar', '0'],
+     '--input_bar 0: bars are counted from 1'),
+    (['--mode', 'similar', '--input_midi_1', '{waltz}', '--input_bar', '2'],
+     r'yields no window for cat-mel_2bar_cpu: metre 3/4 is not 16 steps per bar'),
+    (['--input_bar', '2'], '--input_bar needs an input MIDI'),
+    (['--write_windows', '{dir}/w'], '--write_windows needs an input MIDI'),
     (['--preset', 'drums_2bar', '--mode', 'similar', '--input_midi_1', '{melody}'],
      'has no drum notes, and drums_2bar .* is a drums model.*--preset folk-mel_2bar'),
     (['--preset', 'folk-mel_2bar', '--mode', 'similar', '--input_midi_1', '{beat}'],

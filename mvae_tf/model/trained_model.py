@@ -6,7 +6,8 @@ Two levels of API:
   `decode_indices` (arrays in, numpy arrays out, batches of any size);
 * music: `sample`, `encode`, `decode`, `interpolate`, `similar`, `grid`,
   `log_likelihood`, `apply_attribute` (NoteSequences in and out, through the
-  config's converter in eval mode; tensors too with `return_tensors=True`).
+  config's converter in eval mode; tensors too with `return_tensors=True`);
+  `bar_windows` and `choose_window` pick a window of a longer sequence by bar.
 
 Two backends compute the same model: 'numpy' (mvae_tf.inference: no
 TensorFlow import; the default for models stored as .npz, such as the
@@ -20,7 +21,9 @@ directory written by `save_model` (model.keras + config.json) or a .keras
 file, or a training run directory or one of its checkpoints (mvae_tf.runs).
 """
 
+import collections
 import json
+import math
 import os
 
 import numpy as np
@@ -57,6 +60,49 @@ class EncodeError(ValueError):
   def __init__(self, message, index, name, windows, reasons=()):
     super().__init__(message)
     self.index, self.name, self.windows, self.reasons = index, name, windows, list(reasons)
+
+
+class BarWindow(collections.namedtuple(
+    'BarWindow', ['first_bar', 'last_bar', 'total_bars', 'sequence', 'windows', 'reasons'])):
+  """A candidate window of a sequence: its bars first_bar to last_bar of total_bars.
+
+  Bars are numbered from 1, as musicians count, from the start of the
+  sequence in its own metre (a part after a change of tempo or metre
+  continues the count). `sequence`: the NoteSequence of those bars (notes
+  on the model's grid of steps, shifted to start at 0), or the input itself
+  when the window is all of it. `windows`: how many windows the model's
+  converter finds there (0: not usable, and `reasons` says why; more than
+  one: one per melody or track, of which encode uses the first).
+  """
+  __slots__ = ()
+
+  @property
+  def usable(self):
+    return self.windows > 0
+
+
+class BarError(EncodeError):
+  """No usable window starts at the bar asked for (`TrainedModel.choose_window`).
+
+  Attributes, besides EncodeError's: bar (asked for), total_bars,
+  usable_bars (the first bars of the usable windows, in order) and
+  reasons (why the window at `bar` is not usable; empty if there is none).
+  """
+
+  def __init__(self, message, index, name, bar, total_bars, usable_bars, reasons=()):
+    super().__init__(message, index, name, len(usable_bars), reasons)
+    self.bar, self.total_bars, self.usable_bars = bar, total_bars, list(usable_bars)
+
+
+def format_bars(bars):
+  """[1, 2, 3, 5, 8, 9] -> '1-3, 5, 8-9'."""
+  runs = []
+  for b in bars:
+    if runs and b == runs[-1][1] + 1:
+      runs[-1][1] = b
+    else:
+      runs.append([b, b])
+  return ', '.join('%d' % a if a == b else '%d-%d' % (a, b) for a, b in runs)
 
 
 # --- Latent arithmetic (numpy; shared with `mvae generate`). ---
@@ -430,6 +476,141 @@ class TrainedModel:
     parts = np.split(outputs, np.cumsum(self.output_depths)[:-1], -1)
     indices = np.stack([p.argmax(-1) for p in parts], -1)
     return mu, [idx[:n] for idx, n in zip(indices, lengths)], owners
+
+  # --- Choosing a window of a longer sequence (`mvae generate --input_bar`). ---
+
+  def _bar_pieces(self, ns):
+    """[(piece on the step grid, steps a second, steps a bar, first bar - 1, bars)]: the
+    parts the converter splits `ns` into (at changes of tempo or metre), bars counted on."""
+    from note_seq import sequences_lib
+    from mvae_tf.data.converters import _QUANTIZE_ERRORS
+    converter = self.converter
+    spq = converter.steps_per_quarter
+    pieces = (sequences_lib.split_note_sequence_on_time_changes(ns)
+              if converter.presplit_on_time_changes else [ns])
+    out, offset = [], 0
+    for piece in pieces:
+      qpm = piece.tempos[0].qpm if piece.tempos else 120.0
+      steps_per_second = qpm / 60.0 * spq
+      try:
+        quantized = sequences_lib.quantize_note_sequence(piece, spq)
+        bar_steps = sequences_lib.steps_per_bar_in_quantized_sequence(quantized)
+      except _QUANTIZE_ERRORS:  # the converter refuses it too, and says why
+        ts = piece.time_signatures[0] if piece.time_signatures else None
+        bar_steps = spq * (4.0 * ts.numerator / ts.denominator if ts and ts.denominator
+                           else 4.0)
+        steps = piece.total_time * steps_per_second
+      else:
+        steps = quantized.total_quantized_steps
+        gridded = type(piece)()
+        gridded.CopyFrom(piece)
+        # Notes on the grid, so that bar lines cut them where the converter's steps do
+        # (quantizing keeps the notes in order).
+        for note, step in zip(gridded.notes, quantized.notes):
+          note.start_time = step.quantized_start_step / steps_per_second
+          note.end_time = step.quantized_end_step / steps_per_second
+        gridded.total_time = steps / steps_per_second
+        piece = gridded
+      bars = max(0, int(math.ceil(steps / bar_steps - 1e-6))) if bar_steps else 0
+      out.append((piece, steps_per_second, bar_steps, offset, bars))
+      offset += bars
+    return out
+
+  def _bar_window(self, ns, pieces, bar):
+    """The BarWindow starting at `bar` (1-based), or None if no window fits there."""
+    converter = self.converter
+    size = converter.slice_bars
+    total = pieces[-1][3] + pieces[-1][4] if pieces else 0
+    if not size:  # a converter that does not slice: the whole sequence is the window
+      if bar != 1:
+        return None
+      sequence, first, last = ns, 1, max(total, 1)
+    else:
+      for piece, steps_per_second, bar_steps, offset, bars in pieces:
+        if offset < bar <= offset + bars - size + 1:
+          break
+      else:
+        return None
+      first, last = bar, bar + size - 1
+      if len(pieces) == 1 and bars == size:
+        sequence = ns  # the window is the whole input: encode it as it is
+      else:
+        from note_seq import sequences_lib
+        start = bar - 1 - offset
+        sequence = sequences_lib.extract_subsequence(
+            piece, start * bar_steps / steps_per_second,
+            (start + size) * bar_steps / steps_per_second)
+    tensors = converter.to_tensors(sequence)
+    reasons = [] if len(tensors) else (list(dict.fromkeys(tensors.skipped)) or
+                                       ['no window of the required length'])
+    return BarWindow(first, last, total, sequence, len(tensors), reasons)
+
+  def _window_starts(self, pieces):
+    size = self.converter.slice_bars
+    if not size:
+      return [1]
+    return [offset + b for _, _, _, offset, bars in pieces for b in range(1, bars - size + 2)]
+
+  def bar_windows(self, note_sequence):
+    """Every candidate window of one NoteSequence: one starting at each bar (BarWindow).
+
+    Unlike `windows` (the converter's choice: deduplicated, at most 5, in no
+    particular order), these are in order of their first bar, one per bar, and
+    say which bars they cover; those with `usable` False yield nothing (their
+    `reasons` say why). Bars are counted from 1 (see BarWindow).
+    """
+    pieces = self._bar_pieces(note_sequence)
+    return [self._bar_window(note_sequence, pieces, b) for b in self._window_starts(pieces)]
+
+  def choose_window(self, note_sequence, first_bar=None):
+    """The window of one NoteSequence to encode (a BarWindow): the first usable one, or
+    the one starting at bar `first_bar` (counted from 1, as musicians count).
+
+    Encode it with `encode([window.sequence], all_windows=True)` (first row).
+    Raises EncodeError (windows 0, with the reasons) when the sequence yields
+    no window at all, and BarError when no usable window starts at
+    `first_bar` (it lists the bars where usable ones start).
+    """
+    pieces = self._bar_pieces(note_sequence)
+    starts = self._window_starts(pieces)
+    if first_bar is None:
+      for bar in starts:
+        window = self._bar_window(note_sequence, pieces, bar)
+        if window.usable:
+          return window
+      return self._whole_window(note_sequence, pieces)
+    window = self._bar_window(note_sequence, pieces, first_bar) if first_bar in starts \
+        else None
+    if window is not None and window.usable:
+      return window
+    usable = [b for b in starts if b != first_bar and
+              self._bar_window(note_sequence, pieces, b).usable]
+    if not usable:
+      return self._whole_window(note_sequence, pieces)
+    total = pieces[-1][3] + pieces[-1][4]
+    size = self.converter.slice_bars or total
+    if window is None:
+      where = 'it has %d bars' % total if total < first_bar + size - 1 or first_bar < 1 \
+          else 'bars %d-%d cross a change of tempo or metre' % (first_bar, first_bar + size - 1)
+    else:
+      where = 'bars %d-%d yield none: %s' % (first_bar, window.last_bar,
+                                             '; '.join(window.reasons))
+    raise BarError('%s has no usable %s at bar %d (%s); usable ones start at bars %s' % (
+        self._describe_sequence(note_sequence, 0), self._window_words(), first_bar, where,
+        format_bars(usable)), 0, note_sequence.filename or note_sequence.id, first_bar,
+        total, usable, window.reasons if window is not None else ())
+
+  def _whole_window(self, ns, pieces):
+    """No bar window is usable: the converter's own view of the whole sequence (raises
+    EncodeError saying why it yields none, as `encode` does)."""
+    self.windows([ns])  # raises EncodeError with the reasons when there is no window
+    total = pieces[-1][3] + pieces[-1][4] if pieces else 0
+    count = len(self.converter.to_tensors(ns))
+    if count > 1:
+      raise EncodeError('%s yields %d %ss for %s, but none of them starts at a bar' % (
+          self._describe_sequence(ns, 0), count, self._window_words(), self.config_name),
+          0, ns.filename or ns.id, count)
+    return BarWindow(1, total, total, ns, count, [])
 
   def to_note_sequences(self, indices, controls=None):
     """NoteSequences of decoded class indices [N, T, P] (the converter's from_tensors)."""
