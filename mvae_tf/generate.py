@@ -32,6 +32,9 @@ import sys
 
 import numpy as np
 
+from mvae_tf import atomic
+from mvae_tf.errors import WriteError
+
 MODES = ('sample', 'interpolate', 'similar', 'attribute')
 # A typo (an extra zero or three) should not fill a disk with MIDI files.
 MAX_OUTPUTS = 1000
@@ -303,7 +306,7 @@ def _write_windows(model, inputs, directory):
   """--write_windows: every usable window of each input as MIDI (what the model reads)."""
   from mvae_tf import render
   from mvae_tf.model.trained_model import format_bars
-  os.makedirs(directory, exist_ok=True)
+  atomic.make_dirs(directory, '--write_windows %s' % directory)
   stems = [os.path.splitext(os.path.basename(i.path))[0] for i in inputs]
   for n, (item, stem) in enumerate(zip(inputs, stems)):
     if stems.count(stem) > 1:
@@ -415,28 +418,22 @@ def run_generate(args):
         'longer sequences poorly (mostly one repeated note); give at most %d, or use a '
         'hierarchical 16-bar model' % (length, model.describe(), model.max_seq_len,
                                        model.max_seq_len))
+  atomic.check_writable(args.output_dir, '--output_dir %s' % args.output_dir)
   z, base = _latents(model, args, inputs, seed)
   try:
     indices, _ = model.decode_indices(z, length, args.temperature, seed)
   except ValueError as e:
     raise _error(str(e)) from None
 
-  os.makedirs(args.output_dir, exist_ok=True)
   width = max(2, len(str(len(indices))))
   written = []
-  for i, idx in enumerate(indices):
-    stem = os.path.join(args.output_dir, 'mvae_%s_%d_%0*d' % (args.mode, seed, width, i + 1))
-    notes = render.notes_from_indices(idx, model.data)
-    render.write_midi(notes, stem + '.mid', model.data)
-    files = [stem + '.mid']
-    if args.plot:
-      render.plot_notes(notes, stem + '.png', length, model.data,
-                        title='%s  (%s)' % (os.path.basename(stem), model.name))
-      files.append(stem + '.png')
-    if renderer:
-      render.render_wav(stem + '.mid', stem + '.wav', renderer)
-      files.append(stem + '.wav')
-    written.append(files)
+  try:
+    _write_outputs(args, model, indices, length, seed, width, renderer, written)
+  except WriteError as e:
+    raise _error('%s; %d of %d outputs were written before it, each whole%s' % (
+        e, len(written), len(indices), (' (%s to %s)' % (
+            os.path.basename(written[0][0]), os.path.basename(written[-1][0])))
+        if written else '')) from None
 
   if model.info.get('status') == 'untrained placeholder':
     print('warning: %s is an untrained placeholder (random weights): its output is random '
@@ -449,6 +446,25 @@ def run_generate(args):
   if base is not None:
     _report_attribute(model, args, base, indices, length, seed)
   return 0
+
+
+def _write_outputs(args, model, indices, length, seed, width, renderer, written):
+  """Writes each output's files, appending them to `written` as they are done."""
+  from mvae_tf import render
+  for i, idx in enumerate(indices):
+    stem = os.path.join(args.output_dir, 'mvae_%s_%d_%0*d' % (args.mode, seed, width, i + 1))
+    notes = render.notes_from_indices(idx, model.data)
+    render.write_midi(notes, stem + '.mid', model.data)
+    files = [stem + '.mid']
+    if args.plot:
+      render.plot_notes(notes, stem + '.png', length, model.data,
+                        title='%s  (%s)' % (os.path.basename(stem), model.name))
+      files.append(stem + '.png')
+    if renderer:
+      seconds = max([n.end for n in notes], default=0) * render.seconds_per_step(model.data)
+      render.render_wav(stem + '.mid', stem + '.wav', renderer, seconds=seconds)
+      files.append(stem + '.wav')
+    written.append(files)
 
 
 def _report_attribute(model, args, base, indices, length, seed):

@@ -330,3 +330,42 @@ def test_a_wav_whose_header_promises_more_than_it_holds_is_refused(tmp_path):
   good.chmod(0o755)
   render.render_wav('/dev/null', str(tmp_path / 'o.wav'), (str(good), '/dev/null'), seconds=4.0)
   assert render.wav_frames(str(tmp_path / 'o.wav'))[:2] == (44100 * 4, 44100 * 4)
+
+
+# --- generate: unwritable places and a disk that fills up part-way ------------------
+
+def _generate(tmp_path, capsys, *args):
+  from mvae_tf import cli
+  code = cli.main(['generate', '--mode', 'sample', '--seed', '1', *args])
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+@pytest.mark.parametrize('where', ['under_a_file', 'proc'])
+def test_generate_into_an_unwritable_place_is_one_line(tmp_path, capsys, where):
+  if where == 'under_a_file':
+    (tmp_path / 'f').write_text('x')
+    out_dir = str(tmp_path / 'f' / 'out')
+  else:
+    out_dir = '/proc/mvae-test'
+  code, _, err = _generate(tmp_path, capsys, '--output_dir', out_dir)
+  assert code == 2 and err.count('\n') == 1 and out_dir in err, err
+
+
+def test_generate_on_a_disk_that_fills_up_says_what_it_wrote(tmp_path, capsys, monkeypatch):
+  real_fsync, calls = os.fsync, []
+
+  def fsync(fd):
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # the fourth file fails
+      calls.append(fd)
+    if len(calls) > 3:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return real_fsync(fd)
+  monkeypatch.setattr(atomic.os, 'fsync', fsync)
+  out_dir = tmp_path / 'out'
+  code, out, err = _generate(tmp_path, capsys, '--num_outputs', '10', '--output_dir',
+                             str(out_dir))
+  assert code == 2 and err.count('\n') == 1, err
+  assert 'no space left' in err and '3 of 10 outputs were written' in err, err
+  assert 'mvae_sample_1_01.mid to mvae_sample_1_03.mid' in err
+  assert sorted(os.listdir(out_dir)) == ['mvae_sample_1_%02d.mid' % i for i in (1, 2, 3)]
