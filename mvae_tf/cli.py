@@ -31,6 +31,8 @@ def _add_prepare(sub):
   p.add_argument('--max_file_mb', type=float, default=16.0)
   p.add_argument('--max_notes', type=int, default=500_000)
   p.add_argument('--max_seconds', type=float, default=4 * 3600.0)
+  p.add_argument('--timeout_per_file', type=float, default=60.0, metavar='SECONDS',
+                 help='skip a file that takes longer to parse (default 60; 0: no limit)')
   p.add_argument('--json', action='store_true', help='print the summary as JSON')
   p.set_defaults(func=_run_prepare)
 
@@ -43,7 +45,8 @@ def _run_prepare(args):
     raise UserError('--output %s: give a file name ending in .tfrecord' % args.output)
   try:
     summary = prepare.prepare(args.input, args.output, workers=args.workers, limits=limits,
-                              progress=not args.json, dedupe=args.dedupe)
+                              progress=not args.json, dedupe=args.dedupe,
+                              timeout_per_file=args.timeout_per_file)
   except prepare.InputError as e:
     raise UserError(str(e)) from None
   if args.json:
@@ -154,6 +157,9 @@ TF_COMMANDS = ('train', 'evaluate', 'export', 'import-magenta')
 
 
 def main(argv=None):
+  for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
+    if hasattr(stream, 'reconfigure'):
+      stream.reconfigure(errors='backslashreplace')
   parser = build_parser()
   args = parser.parse_args(argv)
   if args.command in TF_COMMANDS:

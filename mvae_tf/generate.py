@@ -175,7 +175,8 @@ def _read_input(path, flag):
     raise _error('%s %s: no such file' % (flag, path))
   from mvae_tf.data import sources
   try:
-    sequences = sources.read_file(path)
+    sequences = sources.read_file(
+        path, limit_hint='cut a shorter excerpt: the model reads one window of it')
   except sources.SkippedFile as e:
     raise _error('%s %s: %s' % (flag, path, e.detail)) from None
   if len(sequences) > 1:

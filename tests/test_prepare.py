@@ -230,3 +230,89 @@ def test_dedupe_drops_duplicates_within_one_input(tmp_path):
                             progress=False)
   assert summary.sequences == 1
   assert len(list(tfrecord.read_note_sequences(str(tmp_path / 'o.tfrecord')))) == 1
+
+
+def _many_notes_midi(path, notes):
+  """A valid one-track MIDI of `notes` sixteenth notes, written directly (fast)."""
+  import struct
+  events = bytearray()
+  for i in range(notes):
+    pitch = 48 + i % 24
+    events += bytes([0x00, 0x90, pitch, 80, 0x0C, 0x80, pitch, 0])  # on, 12 ticks, off
+  events += b'\x00\xff\x2f\x00'
+  path.write_bytes(b'MThd' + struct.pack('>IHHH', 6, 0, 1, 240) + b'MTrk' +
+                   struct.pack('>I', len(events)) + bytes(events))
+  return path
+
+
+def test_a_file_that_parses_too_long_is_skipped_as_timed_out(tmp_path):
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  _write_midi(folder / 'a.mid', scale_melody(bars=4))
+  _many_notes_midi(folder / 'slow.mid', 120_000)
+  out = subprocess.run(
+      [sys.executable, '-m', 'mvae_tf', 'prepare', '--input', str(folder), '--output',
+       str(tmp_path / 'o.tfrecord'), '--timeout_per_file', '1', '--workers', '1', '--json'],
+      capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  summary = json.loads(out.stdout)
+  assert summary['files_read'] == 1 and summary['skipped_by_reason'] == {'timed out': 1}
+  assert 'slow.mid: took more than 1 s to parse' in summary['skipped_examples'][
+      'timed out'][0]
+  assert '--timeout_per_file' in summary['skipped_examples']['timed out'][0]
+
+
+def test_a_slow_file_is_named_while_it_parses(tmp_path, capsys):
+  """Without a terminal there is no bar: a line names the file a long parse is on."""
+  big = _many_notes_midi(tmp_path / 'big.mid', 60_000)
+  notice = prepare._SlowFileNotice(None, [str(big)], after=0.0, line_after=0.0)
+  try:
+    time.sleep(1.5)
+  finally:
+    notice.close()
+  assert 'prepare: still parsing big.mid after' in capsys.readouterr().err
+
+
+NON_UTF8 = b'caf\xe9 tune.mid'
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_kept_escaped(tmp_path):
+  folder = os.fsencode(str(tmp_path / 'in'))
+  os.mkdir(folder)
+  _write_midi(os.fsdecode(os.path.join(folder, NON_UTF8)), scale_melody(bars=4))
+  out = subprocess.run(
+      [sys.executable, '-m', 'mvae_tf', 'prepare', '--input', os.fsdecode(folder), '--output',
+       str(tmp_path / 'o.tfrecord')], capture_output=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  assert b'1 read, 0 skipped' in out.stdout
+  (ns,) = tfrecord.read_note_sequences(str(tmp_path / 'o.tfrecord'))
+  assert ns.filename.endswith('caf\\xe9 tune.mid') and ns.notes
+  name = os.fsdecode(os.path.join(folder, NON_UTF8))
+  inspected = subprocess.run([sys.executable, '-m', 'mvae_tf', 'inspect', name, '--config',
+                              'cat-mel_2bar_small', '--all'], capture_output=True, timeout=300)
+  assert inspected.returncode == 0 and b'Traceback' not in inspected.stderr
+  assert b'caf\\xe9 tune.mid' in inspected.stdout
+  generated = subprocess.run(
+      [sys.executable, '-m', 'mvae_tf', 'generate', '--mode', 'similar', '--input_midi_1', name,
+       '--num_outputs', '1', '--output_dir', str(tmp_path / 'out')], capture_output=True,
+      timeout=300)
+  assert generated.returncode == 0, generated.stderr
+  assert b'tune.mid: bars 1-2 of 4' in generated.stderr
+
+
+def test_too_large_files_say_what_to_do_in_each_command(tmp_path):
+  big = tmp_path / 'big.mid'
+  with open(big, 'wb') as f:
+    f.write(b'MThd')
+    f.truncate(16 * 2**20 + 20_000)  # sparse: 16.02 MB
+  with pytest.raises(sources.SkippedFile) as e:
+    sources.read_file(str(big))
+  assert '16.02 MB, more than the limit of 16 MB (raise --max_file_mb' in str(e.value)
+  out = subprocess.run([sys.executable, '-m', 'mvae_tf', 'generate', '--mode', 'similar',
+                        '--input_midi_1', str(big), '--output_dir', str(tmp_path / 'o')],
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 2 and '--max_file_mb' not in out.stderr
+  assert 'more than the limit of 16 MB (cut a shorter excerpt' in out.stderr
+  out = subprocess.run([sys.executable, '-m', 'mvae_tf', 'inspect', str(big), '--config',
+                        'cat-mel_2bar_small'], capture_output=True, text=True, timeout=300)
+  assert out.returncode == 2 and 'mvae prepare --max_file_mb N' in out.stderr

@@ -13,7 +13,9 @@ from mvae_tf.data import sources, tfrecord
 def load_sequences(path):
   """NoteSequences from a TFRecord (from `mvae prepare`) or a music file."""
   if path.lower().endswith(sources.SUPPORTED_EXTENSIONS):
-    return list(sources.read_file(path))
+    return list(sources.read_file(
+        path, limit_hint='cut it shorter, or read it with `mvae prepare --%s N` and inspect '
+                         'the TFRecord'))
   return list(tfrecord.read_note_sequences(path))
 
 

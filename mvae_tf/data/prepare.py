@@ -7,29 +7,65 @@ order of the sorted file list (so a rebuild gives the same file), atomically.
 import collections
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 
 from mvae_tf.data import sources, tfrecord
 
 
+# Seconds one file may take to parse (--timeout_per_file): a 16 MB MIDI takes about 40.
+TIMEOUT_PER_FILE = 60.0
+
+
+class _Timeout(BaseException):  # not caught by the parsers' `except Exception`
+  pass
+
+
+_timed_out = []  # set by the alarm: parsers re-raise it as their own error type
+
+
+def _on_alarm(signum, frame):
+  _timed_out.append(True)
+  raise _Timeout()
+
+
 def _read_one(args):
-  path, limits = args
+  path, limits, timeout = args
+  import note_seq  # noqa: F401  (imported before the clock starts)
+  alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
+  timed_out = (None, ('timed out', 'took more than %g s to parse (raise --timeout_per_file '
+                                   'to allow more)' % (timeout or 0)))
+  del _timed_out[:]
+  if alarm:
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
   try:
     sequences = sources.read_file(path, **limits)
+  except _Timeout:
+    return (path,) + timed_out
   except sources.SkippedFile as e:
+    if _timed_out:  # note_seq turns the alarm into a MIDIConversionError
+      return (path,) + timed_out
     return path, None, (e.reason, e.detail)
   except Exception as e:  # a parser bug must not end the whole run
     return path, None, ('parser error', '%s: %s' % (type(e).__name__, str(e)[:200]))
+  finally:
+    if alarm:
+      signal.setitimer(signal.ITIMER_REAL, 0)
+      signal.signal(signal.SIGALRM, old)
   return path, [(ns.SerializeToString(), len(ns.notes), ns.total_time, ns.id)
                 for ns in sequences], None
 
 
-def iter_read(files, limits=None, workers=None):
-  """Yields (path, [(bytes, notes, seconds, content id)] or None, (reason, detail) or None) in file order."""
+def iter_read(files, limits=None, workers=None, timeout=TIMEOUT_PER_FILE):
+  """Yields (path, [(bytes, notes, seconds, content id)] or None, (reason, detail) or None)
+  in file order. A file that takes more than `timeout` seconds to parse is skipped
+  ('timed out')."""
   limits = limits or {}
   workers = workers or os.cpu_count() or 1
-  jobs = [(f, limits) for f in files]
+  jobs = [(f, limits, timeout) for f in files]
   if workers <= 1 or len(files) < 4:
     yield from map(_read_one, jobs)
     return
@@ -58,7 +94,8 @@ class Summary:
     if skip is not None:
       reason, detail = skip
       self.skipped[reason] += 1
-      self.skipped_examples.setdefault(reason, []).append('%s: %s' % (path, detail))
+      self.skipped_examples.setdefault(reason, []).append(
+          '%s: %s' % (sources.display_name(path), detail))
       return
     self.files_read += 1
     for _, notes, seconds, _ in records:
@@ -101,7 +138,46 @@ class InputError(ValueError):
   """Inputs that do not exist: nothing is read and the output is left as it was."""
 
 
-def prepare(inputs, output, workers=None, limits=None, progress=True, dedupe=False):
+class _SlowFileNotice:
+  """Says which file a slow parse is on (the next one in order) and for how long: on
+  the progress bar, or in a line on stderr when there is no bar (not a terminal)."""
+
+  def __init__(self, bar, files, after=3.0, line_after=10.0):
+    self.bar, self.files, self.after, self.line_after = bar, files, after, line_after
+    self.index, self.since, self.shown, self.said = 0, time.perf_counter(), False, False
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._watch, daemon=True)
+    self._thread.start()
+
+  def _watch(self):
+    while not self._stop.wait(1.0):
+      index, waited = self.index, time.perf_counter() - self.since
+      if index >= len(self.files) or waited < self.after:
+        continue
+      name = sources.display_name(os.path.basename(self.files[index]))
+      if self.bar is not None and not self.bar.disable:
+        self.bar.set_postfix_str('parsing %s for %d s' % (name, waited))
+        self.shown = True
+      elif waited >= self.line_after and not self.said:
+        print('prepare: still parsing %s after %d s (file %d of %d)' % (
+            name, waited, index + 1, len(self.files)), file=sys.stderr, flush=True)
+        self.said = True
+
+  def next(self):
+    self.index += 1
+    self.since = time.perf_counter()
+    self.said = False
+    if self.shown:
+      self.bar.set_postfix_str('')
+      self.shown = False
+
+  def close(self):
+    self._stop.set()
+    self._thread.join()
+
+
+def prepare(inputs, output, workers=None, limits=None, progress=True, dedupe=False,
+            timeout_per_file=TIMEOUT_PER_FILE):
   """Reads every supported file under `inputs` into the TFRecord `output`.
 
   With `dedupe`, sequences whose content (notes, timing, metre) repeats an
@@ -127,8 +203,11 @@ def prepare(inputs, output, workers=None, limits=None, progress=True, dedupe=Fal
     bar = tqdm(total=len(files), unit='file', desc='prepare', file=sys.stderr,
                disable=None, dynamic_ncols=True)
   writer = tfrecord.AtomicTFRecordWriter(output)
+  notice = _SlowFileNotice(bar, files) if progress else None
   try:
-    for path, records, skip in iter_read(files, limits, workers):
+    for path, records, skip in iter_read(files, limits, workers, timeout_per_file):
+      if notice is not None:
+        notice.next()
       if records and dedupe:
         fresh = []
         for r in records:  # checked one by one: duplicates within one file count too
@@ -147,6 +226,8 @@ def prepare(inputs, output, workers=None, limits=None, progress=True, dedupe=Fal
     writer.abort()
     raise
   finally:
+    if notice is not None:
+      notice.close()
     if bar is not None:
       bar.close()
   summary.written = bool(summary.sequences)

@@ -19,10 +19,27 @@ MAX_NOTES = 500_000
 MAX_SECONDS = 4 * 3600.0
 
 
+def display_name(path):
+  """A file name as text that can be printed and stored in a NoteSequence.
+
+  Names that are not valid UTF-8 reach Python surrogate-escaped ('caf\\udce9.mid'),
+  which neither protobuf nor a UTF-8 terminal accepts; their odd bytes are
+  written as backslash escapes instead ('caf\\xe9.mid')."""
+  path = os.fspath(path)
+  if isinstance(path, bytes):
+    return path.decode('utf-8', 'backslashreplace')
+  try:
+    path.encode('utf-8')
+    return path
+  except UnicodeEncodeError:
+    return path.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+
+
 class SkippedFile(Exception):
   """A file that yields no NoteSequence; `reason` is a short category."""
 
   def __init__(self, path, reason, detail):
+    path = display_name(path)
     super().__init__('%s: %s' % (path, detail))
     self.path = path
     self.reason = reason
@@ -63,15 +80,19 @@ def content_id(note_sequence):
   return h.hexdigest()
 
 
-def _check_limits(path, ns, max_notes, max_seconds):
+def _hint(limit_hint, flag):
+  return limit_hint % flag if '%s' in limit_hint else limit_hint
+
+
+def _check_limits(path, ns, max_notes, max_seconds, limit_hint):
   if not ns.notes:
     raise SkippedFile(path, 'no notes', 'no notes in the file')
   if len(ns.notes) > max_notes:
-    raise SkippedFile(path, 'too large', '%d notes, more than the limit of %d '
-                      '(raise --max_notes to read it)' % (len(ns.notes), max_notes))
+    raise SkippedFile(path, 'too large', '%d notes, more than the limit of %d (%s)' % (
+        len(ns.notes), max_notes, _hint(limit_hint, 'max_notes')))
   if ns.total_time > max_seconds:
-    raise SkippedFile(path, 'too long', 'lasts %.0f s, more than the limit of %.0f s '
-                      '(raise --max_seconds to read it)' % (ns.total_time, max_seconds))
+    raise SkippedFile(path, 'too long', 'lasts %.0f s, more than the limit of %.0f s (%s)' % (
+        ns.total_time, max_seconds, _hint(limit_hint, 'max_seconds')))
 
 
 def _read_midi(path, data):
@@ -107,7 +128,7 @@ def _read_abc(path):
   sequences = []
   for index in sorted(tunes):
     ns = tunes[index]
-    ns.filename = '%s#%d' % (path, index)
+    ns.filename = '%s#%d' % (display_name(path), index)
     sequences.append(ns)
   if not sequences:
     raise SkippedFile(path, 'corrupt ABC', 'no ABC tune could be parsed (%d errors)' %
@@ -115,10 +136,13 @@ def _read_abc(path):
   return sequences
 
 
-def read_file(path, max_bytes=MAX_FILE_BYTES, max_notes=MAX_NOTES, max_seconds=MAX_SECONDS):
+def read_file(path, max_bytes=MAX_FILE_BYTES, max_notes=MAX_NOTES, max_seconds=MAX_SECONDS,
+              limit_hint='raise --%s to read it'):
   """The NoteSequences in one file (ABC tune books hold several).
 
-  Raises SkippedFile with the reason when the file yields none.
+  Raises SkippedFile with the reason when the file yields none. `limit_hint`
+  says what to do about a limit (%s: the flag of `mvae prepare` that sets it;
+  commands without such flags pass their own words).
   """
   ext = os.path.splitext(path)[1].lower()
   if ext not in SUPPORTED_EXTENSIONS:
@@ -131,8 +155,8 @@ def read_file(path, max_bytes=MAX_FILE_BYTES, max_notes=MAX_NOTES, max_seconds=M
   if size == 0:
     raise SkippedFile(path, 'empty file', 'the file is empty')
   if size > max_bytes:
-    raise SkippedFile(path, 'too large', '%.1f MB, more than the limit of %.1f MB '
-                      '(raise --max_file_mb to read it)' % (size / 1e6, max_bytes / 1e6))
+    raise SkippedFile(path, 'too large', '%.2f MB, more than the limit of %g MB (%s)' % (
+        size / 2**20, max_bytes / 2**20, _hint(limit_hint, 'max_file_mb')))
   if ext in MIDI_EXTENSIONS:
     with open(path, 'rb') as f:
       sequences = _read_midi(path, f.read())
@@ -143,9 +167,9 @@ def read_file(path, max_bytes=MAX_FILE_BYTES, max_notes=MAX_NOTES, max_seconds=M
   kept, first_error = [], None
   for ns in sequences:
     if not ns.filename:
-      ns.filename = path
+      ns.filename = display_name(path)
     try:
-      _check_limits(ns.filename, ns, max_notes, max_seconds)
+      _check_limits(ns.filename, ns, max_notes, max_seconds, limit_hint)
     except SkippedFile as e:  # one bad tune in a tune book skips that tune only
       first_error = first_error or e
       continue
