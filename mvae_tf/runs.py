@@ -494,7 +494,8 @@ def restore_model(run_dir=None, checkpoint=None, config=None, hparams=None):
       _restore(model, prefix, run_dir if config is None and hparams is None else None)
       if errors:
         import sys
-        print('warning: %s' % '; '.join(errors), file=sys.stderr)
+        print('warning: %s; restored %s instead' % ('; '.join(errors), prefix),
+              file=sys.stderr)
       return model, checkpoint_step(prefix)
     except CheckpointMismatch:  # the older checkpoints have the same variables
       raise
@@ -521,9 +522,11 @@ def _restore(model, prefix, run_dir=None):
         'it has the variables %s records, which this version of mvae_tf no longer builds '
         'from its config and hparams: use the version that trained it' % os.path.join(
             run_dir, RUN_FILE))) from None
-  except (tf.errors.OpError, AssertionError, ValueError) as e:
-    raise RunError('%s does not restore into this model (%s): check --config and --hparams'
-                   % (prefix, str(e).split('\n')[0])) from None
+  except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
+    # Its variables match the model's (CheckpointMismatch otherwise): it is damaged
+    # (a truncated .data raises IndexError, a truncated .index DataLossError).
+    raise RunError('%s is damaged (%s): use an earlier checkpoint of the run, or train again'
+                   % (prefix, str(e).split('\n')[0].strip() or type(e).__name__)) from None
 
 
 def _stored_shapes(prefix):

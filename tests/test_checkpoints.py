@@ -1,6 +1,8 @@
 """Checkpoints by path (issue 11): each weight stored once, optimizer slots by their
 weight's path, old-layout checkpoints, one-line mismatch errors, run.json checks."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -287,3 +289,25 @@ def test_check_same_run_names_only_the_keys_that_differ(tmp_path):
   with pytest.raises(runs.RunError) as e:
     runs.check_same_run(run_dir, dict(info(''), config='tiny-drums_2bar'))
   assert 'this command: config=tiny-drums_2bar' in str(e.value) and '\n' not in str(e.value)
+
+
+@pytest.mark.parametrize('part', ['data', 'index'])
+def test_a_truncated_checkpoint_is_called_damaged_and_the_run_falls_back(
+    tmp_path, capsys, part):
+  model, optimizer = _model_and_optimizer(steps=1)
+  checkpoint = runs.make_checkpoint(model, optimizer)
+  _save(checkpoint, tmp_path, 1)
+  newest = _save(checkpoint, tmp_path, 2)
+  runs.write_run_info(str(tmp_path), dict(config=CONFIG, hparams_overrides=''))
+  path = newest + ('.data-00000-of-00001' if part == 'data' else '.index')
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+  restored, step = runs.restore_model(str(tmp_path))
+  assert step == 1
+  err = capsys.readouterr().err
+  assert 'ckpt-2 is damaged' in err and 'restored' in err and 'ckpt-1 instead' in err
+  assert '--hparams' not in err
+  with pytest.raises(runs.RunError) as e:
+    runs.restore_model(checkpoint=newest)
+  assert str(e.value).startswith(newest + ' is damaged (') and '\n' not in str(e.value)
+  assert 'earlier checkpoint' in str(e.value)
