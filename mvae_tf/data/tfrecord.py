@@ -22,6 +22,13 @@ class CorruptRecordError(ValueError):
   pass
 
 
+def frame(data):
+  """One record as it is stored: length, its checksum, the bytes, their checksum."""
+  header = struct.pack('<Q', len(data))
+  return b''.join((header, struct.pack('<I', _masked_crc(header)), data,
+                   struct.pack('<I', _masked_crc(data))))
+
+
 class AtomicTFRecordWriter:
   """Writes records to a file that appears under `path` only on a clean close
   (mvae_tf.atomic: a temporary file beside it, fsynced, renamed; removed on
@@ -35,12 +42,8 @@ class AtomicTFRecordWriter:
     self.count = 0
 
   def write(self, data):
-    header = struct.pack('<Q', len(data))
     try:
-      self._file.write(header)
-      self._file.write(struct.pack('<I', _masked_crc(header)))
-      self._file.write(data)
-      self._file.write(struct.pack('<I', _masked_crc(data)))
+      self._file.write(frame(data))
     except BaseException:
       self.abort(*sys.exc_info())
       raise
