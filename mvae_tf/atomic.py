@@ -125,17 +125,26 @@ def make_dirs(directory, path=None):
 
 
 def check_writable(directory, what=None):
-  """Raise WriteError now if files cannot be made in `directory` (made if missing):
-  for commands that would otherwise find out after minutes of work."""
-  make_dirs(directory, what)
-  try:
-    fd, tmp = tempfile.mkstemp(prefix='.mvae-check-', dir=directory)
-  except OSError as e:
-    if _user_error(e):
-      raise WriteError(describe(what or directory, e)) from None
-    raise
-  os.close(fd)
-  os.remove(tmp)
+  """Raise WriteError now if files cannot be made in `directory` (which is not
+  made): for commands that would otherwise find out after minutes of work.
+  The nearest existing ancestor must be a directory this process may write to,
+  on a file system that is not read-only; the writes themselves still check."""
+  path = os.path.abspath(directory)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  error = None
+  if not os.path.isdir(path):
+    error = OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+  elif not os.access(path, os.W_OK | os.X_OK):
+    error = OSError(errno.EACCES, os.strerror(errno.EACCES))
+  else:
+    try:
+      if os.statvfs(path).f_flag & os.ST_RDONLY:
+        error = OSError(errno.EROFS, os.strerror(errno.EROFS))
+    except OSError:
+      pass
+  if error is not None:
+    raise WriteError(describe(what or directory, error))
 
 
 def _remove(path):

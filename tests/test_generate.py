@@ -541,15 +541,17 @@ def test_generate_wav(tmp_path, capsys, monkeypatch):
   assert not out.exists()  # checked before anything is done
   bin_dir = tmp_path / 'bin'
   bin_dir.mkdir()
-  # Writes to the -F file an empty WAV (render_wav checks it) holding its arguments in a chunk.
+  # Writes to the -F file a silent 4 s WAV (render_wav checks its length: a 2-bar sample
+  # lasts at most 4 s) holding its arguments in a chunk.
   fake = bin_dir / 'fluidsynth'
   fake.write_text(
       '#!%s\nimport struct, sys\nargs = sys.argv[1:]\nnote = " ".join(args).encode()\n'
       'note += b" " * (len(note) & 1)\n'
       'chunks = (b"note" + struct.pack("<I", len(note)) + note + b"fmt " + struct.pack('
-      '"<IHHIIHH", 16, 1, 2, 44100, 176400, 4, 16) + b"data" + struct.pack("<I", 0))\n'
+      '"<IHHIIHH", 16, 1, 2, 44100, 176400, 4, 16) + b"data" + struct.pack("<I", 705600))\n'
       'with open(args[args.index("-F") + 1], "wb") as f:\n'
-      '  f.write(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)\n'
+      '  f.write(b"RIFF" + struct.pack("<I", 4 + len(chunks) + 705600) + b"WAVE" + chunks)\n'
+      '  f.write(bytes(705600))\n'
       % sys.executable)
   fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
   font = tmp_path / 'font.sf2'
