@@ -203,7 +203,9 @@ def _load_model(args, inputs):
     except resolve.ModelNotFound as e:  # its message starts with the path
       raise _error('%s %s' % (flag, e)) from None
     except (OSError, ValueError) as e:  # runs.RunError is a ValueError
-      raise _error('%s %s: %s' % (flag, path, e)) from None
+      message = str(e)  # most name the file already
+      raise _error('%s %s' % (flag, message) if message.startswith(path) else
+                   '%s %s: %s' % (flag, path, message)) from None
   else:
     name = args.preset
     if name is None and args.config:

@@ -18,6 +18,8 @@ the path and says what to give instead.
 
 import collections
 import os
+import zipfile
+import zlib
 
 from mvae_tf import pretrained
 
@@ -71,8 +73,17 @@ def resolve(name_or_path):
   raise ModelNotFound('%s: no such model; give %s' % (path, kinds_help()))
 
 
+# What reading a damaged .keras file (a zip of config.json and model.weights.h5) raises.
+_DAMAGED_ZIP = (zipfile.BadZipFile, zlib.error, EOFError)
+RESAVE = 'save it again (`mvae import-magenta` or save_model) or restore a copy'
+
+
 def load_saved(path):
-  """A MusicVAE from a directory with model.keras, or a .keras file."""
+  """A MusicVAE from a directory with model.keras, or a .keras file.
+
+  ModelError, one line naming the file, when it is truncated or damaged (not a
+  zip archive, or a member that does not read) or not a MusicVAE.
+  """
   import keras
   from mvae_tf.model.vae import MusicVAE
   if os.path.isdir(path):
@@ -81,10 +92,33 @@ def load_saved(path):
     raise ModelNotFound('%s: no such model (expected a directory with %s or a .keras '
                         'file)' % (path, MODEL_FILE))
   try:
+    with open(path, 'rb'):
+      pass
+  except IsADirectoryError:
+    pass  # Keras' directory format: load_model says what it makes of it
+  except OSError as e:
+    raise ModelError('%s: cannot read it (%s)' % (path, e.strerror or e)) from None
+  if os.path.isfile(path) and not zipfile.is_zipfile(path):  # Keras says "File not found"
+    raise ModelError('%s is truncated or damaged (not a zip archive, %d bytes); %s' % (
+        path, os.path.getsize(path), RESAVE))
+  try:
     return keras.saving.load_model(path, custom_objects={'MusicVAE': MusicVAE}, compile=False)
-  except (ValueError, TypeError, OSError, KeyError) as e:
-    raise ModelError('%s: not a MusicVAE saved model (%s); give %s' % (
-        path, str(e).split('\n')[0], kinds_help())) from None
+  except _DAMAGED_ZIP as e:
+    raise ModelError('%s is damaged (%s); %s' % (path, _first_line(e), RESAVE)) from None
+  except OSError as e:
+    if e.errno is not None:  # the system's (no space for a temporary file, ...), not damage
+      raise ModelError('%s: cannot load it (%s)' % (path, e.strerror or e)) from None
+    # h5py's, errno None: the weights file inside does not read
+    raise ModelError('%s is damaged (its weights do not read: %s); %s' % (
+        path, _first_line(e), RESAVE)) from None
+  except (ValueError, TypeError, KeyError) as e:  # a member missing or not ours
+    raise ModelError('%s is damaged or not a MusicVAE saved model (%s); %s' % (
+        path, _first_line(e), RESAVE)) from None
+
+
+def _first_line(error, limit=70):
+  text = str(error).split('\n')[0] or type(error).__name__
+  return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 def load_keras(name_or_path, config=None, hparams=None):
@@ -99,17 +133,16 @@ def load_keras(name_or_path, config=None, hparams=None):
   from mvae_tf import quiet
   quiet.import_tensorflow()  # every kind becomes a Keras model
   if resolved.kind in ('preset', 'packaged'):
-    try:
+    try:  # a damaged or mismatched file: one line naming it and what to do
       info = pretrained.read_info(resolved.path)
-      weights = pretrained.read_weights(resolved.path)
-    except (OSError, ValueError, KeyError) as e:
-      raise ModelError('%s: not a usable packaged model (%s); re-package it or give %s' % (
-          resolved.path, str(e).split('\n')[0], kinds_help())) from None
+      weights = pretrained.read_weights(resolved.path, info)
+    except (OSError, ValueError) as e:
+      raise ModelError(str(e).split('\n')[0]) from None
     try:
       model = pretrained.keras_model(weights, info)
-    except (ValueError, KeyError, TypeError) as e:
+    except ValueError as e:  # read_weights checked names and shapes: not expected
       raise ModelError('%s: its weights do not fit its config.json (%s); re-package it' % (
-          resolved.path, str(e).split('\n')[0])) from None
+          resolved.path, _first_line(e))) from None
     return model, info, info.get('step'), resolved
   if resolved.kind == 'saved':
     return load_saved(resolved.path), None, None, resolved

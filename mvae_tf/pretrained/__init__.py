@@ -12,6 +12,8 @@ Keras model imports TensorFlow (scripts/package_pretrained.py).
 
 import json
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -51,29 +53,76 @@ def is_pretrained_dir(path):
       os.path.isfile(os.path.join(path, INFO_FILE))
 
 
+def _remedy(path):
+  """What to do about a damaged packaged model at `path`."""
+  if os.path.dirname(os.path.abspath(path)) == HERE:
+    return 'reinstall mvae_tf'  # a shipped model
+  return 're-package it (scripts/package_pretrained.py) or copy it again'
+
+
 def read_info(path):
-  """config.json of a packaged model; ValueError when it is not ours or names an unknown config."""
-  with open(os.path.join(path, INFO_FILE)) as f:
-    info = json.load(f)
+  """config.json of a packaged model.
+
+  ValueError, one line naming the file, when it is not JSON (truncated or
+  damaged), not ours, lacks a field the model needs or names an unknown config.
+  """
+  file = os.path.join(path, INFO_FILE)
+  with open(file, 'rb') as f:
+    text = f.read()
+  try:
+    info = json.loads(text.decode('utf-8'))
+  except UnicodeDecodeError:
+    raise ValueError('%s is damaged (not UTF-8 text); %s' % (file, _remedy(path))) from None
+  except json.JSONDecodeError as e:
+    raise ValueError('%s is truncated or damaged (not valid JSON: %s at line %d); %s' % (
+        file, e.msg.lower(), e.lineno, _remedy(path))) from None
+  if not isinstance(info, dict):
+    raise ValueError('%s is damaged (a JSON %s, not an object); %s' % (
+        file, type(info).__name__, _remedy(path)))
   if info.get('format') != FORMAT:
     raise ValueError('%s: not a %s directory (format %r)' % (path, FORMAT, info.get('format')))
   from mvae_tf import configs
   try:
     configs.get_config(info.get('config'))
   except (ValueError, TypeError) as e:
-    raise ValueError('%s: %s' % (os.path.join(path, INFO_FILE), e)) from None
+    raise ValueError('%s: %s' % (file, e)) from None
+  from mvae_tf.inference import expected_shapes
+  try:
+    expected_shapes(info)
+  except ValueError as e:
+    raise ValueError('%s: %s; %s' % (file, e, _remedy(path))) from None
   return info
 
 
-def read_weights(path):
+# What np.load raises on a truncated or damaged .npz (a zip of .npy files).
+_DAMAGED_NPZ = (zipfile.BadZipFile, zlib.error, EOFError, ValueError)
+
+
+def read_weights(path, info=None):
   """{name: float32 array} of a pretrained directory.
 
-  Raises ValueError naming the weight when one holds NaN or infinite values (a
+  Raises ValueError, one line naming weights.npz, when it is truncated or
+  damaged, lacks a weight or holds one of another shape than its config.json
+  (`info`, read when not given) describes, or holds NaN or infinite values (a
   damaged model would otherwise generate silence or one repeated note).
   """
   file = os.path.join(path, WEIGHTS_FILE)
-  with np.load(file, allow_pickle=False) as data:
-    weights = {name: data[name].astype(np.float32) for name in data.files}
+  try:
+    data = np.load(file, allow_pickle=False)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+      raise ValueError('one array, not an .npz of named weights')
+    with data:
+      weights = {name: data[name].astype(np.float32) for name in data.files}
+  except _DAMAGED_NPZ as e:
+    detail = str(e).split('\n')[0].split('. ')[0] or type(e).__name__
+    raise ValueError('%s is truncated or damaged (%s); %s' % (
+        file, detail, _remedy(path))) from None
+  from mvae_tf.inference import check_weights
+  info = read_info(path) if info is None else info
+  try:
+    check_weights(weights, info, file)
+  except ValueError as e:  # a missing weight (WeightError) or one of another shape
+    raise ValueError('%s; %s' % (e, _remedy(path))) from None
   for name, value in weights.items():
     if not np.isfinite(value).all():
       raise ValueError('%s: weight %s holds NaN or infinite values; the model is damaged: '
