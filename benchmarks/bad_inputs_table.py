@@ -29,7 +29,7 @@ def main():
         code = cli.main(bad_inputs.argv(case, work))
       text = err.getvalue() if code else out.getvalue()
       line = next((l for l in text.splitlines() if l.strip()), '')
-      line = line.replace(work, 'W').replace('mvae %s: error: ' % case.command, '')
+      line = line.replace(work, 'W').replace(bad_inputs.REFERENCE_MODELS, 'R').replace('mvae %s: error: ' % case.command, '')
       if len(line) > 160:
         line = line[:157] + '...'
       problems = bad_inputs.check_left(case, work, before)

@@ -13,6 +13,9 @@ import shutil
 
 import numpy as np
 
+REFERENCE_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'reference',
+                                'models')
+
 # name: what is wrong; argv: the command (format fields are paths under the work
 # dir); code: the exit code; expect: words the one stderr line must hold (empty
 # for exit 0); left: {file: 'unchanged' | 'absent'} checked afterwards.
@@ -92,6 +95,10 @@ CASES = [
           '{w}/renamed --output_dir {w}/o', 2, 'unknown config'),
     _case('generate', 'a whole 2/4 tune (read as 4/4)', 'generate --mode similar --input_midi_1 '
           '{w}/polka.mid --num_outputs 1 --output_dir {w}/o24', 0, ''),
+    _case('generate', 'packaged model with a truncated weights.npz', 'generate '
+          '--checkpoint_file {w}/truncated_npz --output_dir {w}/o', 2, 'truncated or damaged'),
+    _case('generate', 'packaged model with a truncated config.json', 'generate '
+          '--checkpoint_file {w}/truncated_json --output_dir {w}/o', 2, 'not valid JSON'),
     # train
     _case('train', 'missing examples', 'train --config tiny-mel_2bar --run_dir {w}/run '
           '--examples_path {w}/nosuch.tfrecord --num_steps 2', 2, 'no such examples file'),
@@ -115,6 +122,18 @@ CASES = [
     # import-magenta
     _case('import-magenta', 'missing checkpoint', 'import-magenta --config cat-mel_2bar_small '
           '--checkpoint {w}/nosuch.ckpt --output {w}/imported', 2, 'nosuch.ckpt'),
+    _case('import-magenta', "the checkpoint's sizes, no --hparams", 'import-magenta --config '
+          'cat-drums_2bar_small --checkpoint {r}/cat-drums_2bar_small --output {w}/imported', 2,
+          "pass --hparams 'enc_rnn_size=[48],dec_rnn_size=[32,32],z_size=12'",
+          {'imported': 'absent'}),
+    _case('import-magenta', 'a truncated checkpoint', 'import-magenta --config '
+          'cat-drums_2bar_small --hparams enc_rnn_size=[48],dec_rnn_size=[32,32],z_size=12 '
+          '--checkpoint {w}/truncated_ckpt --output {w}/imported', 2, 'truncated or damaged',
+          {'imported': 'absent'}),
+    _case('import-magenta', 'output under a file', 'import-magenta --config '
+          'cat-drums_2bar_small --hparams enc_rnn_size=[48],dec_rnn_size=[32,32],z_size=12 '
+          '--checkpoint {r}/cat-drums_2bar_small --output {w}/tune.mid/imported', 2,
+          'Not a directory'),
     # export
     _case('export', 'a TFRecord as the model', 'export {w}/good.tfrecord --output {w}/exp', 2,
           'good.tfrecord'),
@@ -171,6 +190,17 @@ def make_inputs(work):
   info['config'] = 'cat-mel_2bar_cpuu'
   with open(info_path, 'w') as f:
     json.dump(info, f)
+  for name, damage in (('truncated_npz', pretrained.WEIGHTS_FILE),
+                       ('truncated_json', pretrained.INFO_FILE)):
+    shutil.copytree(pretrained.preset_dir('folk-mel_2bar'), os.path.join(work, name))
+    path = os.path.join(work, name, damage)
+    with open(path, 'r+b') as f:
+      f.truncate(os.path.getsize(path) // 2)
+  shutil.copytree(os.path.join(REFERENCE_MODELS, 'cat-drums_2bar_small'),
+                  os.path.join(work, 'truncated_ckpt'))
+  data = os.path.join(work, 'truncated_ckpt', 'model.ckpt.data-00000-of-00001')
+  with open(data, 'r+b') as f:
+    f.truncate(os.path.getsize(data) // 2)
   from mvae_tf import configs, runs
   hp = configs.get_config('tiny-mel_2bar').with_hparams('z_size=6').hparams
   runs.write_run_info(os.path.join(work, 'other_run'), dict(
@@ -180,7 +210,8 @@ def make_inputs(work):
 
 def argv(case, work):
   import shlex
-  return [a.replace('{w}', work) for a in shlex.split(case.argv)]
+  return [a.replace('{w}', work).replace('{r}', REFERENCE_MODELS)
+          for a in shlex.split(case.argv)]
 
 
 def snapshot(case, work):
