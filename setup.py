@@ -43,10 +43,11 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10,<3.13',
     # export/ (top level in the repository) installs as mvae_tf.export.
-    packages=find_packages(include=['mvae_tf', 'mvae_tf.*']) + ['mvae_tf.export'],
+    packages=find_packages(include=['mvae_tf', 'mvae_tf.*']) + ['mvae_tf.export', 'edge_demo'],
     package_dir={'mvae_tf.export': 'export'},
     # The models that ship with the package (mvae_tf/pretrained/NAME/).
-    package_data={'mvae_tf.pretrained': ['*/weights.npz', '*/config.json', '*/attributes.npz']},
+    package_data={'mvae_tf.pretrained': ['*/weights.npz', '*/config.json', '*/attributes.npz',
+                                        '*/model.tflite']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={'console_scripts': ['mvae = mvae_tf.cli:main']},

@@ -69,7 +69,7 @@ def main():
   from mvae_tf import inference
   from mvae_tf.export import exporter
   from mvae_tf.export.graphs import InferenceGraphs
-  from mvae_tf.export.runtime import TFLiteModel
+  from edge_demo.runtime import TFLiteModel
   from mvae_tf.model.trained_model import save_model
 
   batches = [int(b) for b in args.batches.split(',')]

@@ -40,7 +40,7 @@ def reference(args):
 
 
 def check(args):
-  from mvae_tf.export import runtime
+  from edge_demo import runtime
   ref = np.load(args.reference)
   results = {}
   for path in sorted(glob.glob(os.path.join(args.export, 'tflite', '*', 'model.tflite'))):

@@ -97,7 +97,7 @@ def check_saved_model(path, graphs, parity, ref):
 
 def check_tflite(path, graphs, parity, ref, quantize, step_reference=None):
   """Parity of a .tflite file run with LiteRT: whole-sequence, step-by-step and encode."""
-  from mvae_tf.export.runtime import TFLiteModel
+  from edge_demo.runtime import TFLiteModel
   model = TFLiteModel(path)
   p = parity
   result = dict(runtime='%s %s' % (model.runtime, model.runtime_version))
@@ -124,7 +124,7 @@ def step_argmax_agreement(model, graphs, records):
   """Fraction of steps whose argmax per part matches Keras, each step fed Keras's own
   token and state (so one early flip does not count for the rest of the sequence)."""
   import tensorflow as tf
-  from mvae_tf.export.runtime import argmax_parts
+  from edge_demo.runtime import argmax_parts
   runner = model.runner('step')
   cond = 'embedding' if graphs.hierarchical else 'z'
   rows = records['step']
@@ -270,7 +270,7 @@ def _export_tflite(q, tmp, device_dir, graphs, parity, ref, base, rows, batch_si
   folder = os.path.join(tmp, 'tflite', label)
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, 'model.tflite')
-  from mvae_tf.export.runtime import load_interpreter
+  from edge_demo.runtime import load_interpreter
   interpreter, _, _ = load_interpreter(content=data)
   versions = tflite_lib.operator_versions(data)
   meta = dict(base, artefact='tflite', quantization=label, batch_size=batch_size,

@@ -19,7 +19,7 @@ TensorArray only with a static element shape), written by
 import numpy as np
 import tensorflow as tf
 
-from mvae_tf.export import runtime
+from edge_demo import runtime
 from mvae_tf.export.graphs import InferenceGraphs, uniform_noise
 
 QUANTIZATIONS = ('none', 'float16', 'dynamic', 'int8')

@@ -10,38 +10,10 @@ around those calls; Python exceptions still propagate with their messages.
 MVAE_VERBOSE=1 in the environment keeps everything.
 """
 
-import contextlib
 import os
 import sys
 
-
-def verbose():
-  return os.environ.get('MVAE_VERBOSE', '').strip() not in ('', '0')
-
-
-@contextlib.contextmanager
-def silenced(streams=(2,)):
-  """File descriptors `streams` (2: stderr, 1: stdout) to /dev/null, unless verbose."""
-  if verbose():
-    yield
-    return
-  for f in (sys.stdout, sys.stderr):
-    try:
-      f.flush()
-    except (OSError, ValueError):
-      pass
-  saved = []
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    for fd in streams:
-      saved.append((fd, os.dup(fd)))
-      os.dup2(devnull, fd)
-    yield
-  finally:
-    for fd, copy in saved:
-      os.dup2(copy, fd)
-      os.close(copy)
-    os.close(devnull)
+from edge_demo.quiet import silenced, verbose  # noqa: F401  (one copy, TF-free)
 
 
 def import_tensorflow():

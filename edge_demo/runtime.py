@@ -3,7 +3,7 @@
 No TensorFlow import unless neither ai_edge_litert nor tflite_runtime is
 installed (then tf.lite, in that order, as the TensorFlow Lite Raspberry Pi
 examples do). `TFLiteModel(path)` reads the model's packed metadata
-(mvae_tf.export.metadata) and offers:
+(edge_demo.metadata) and offers:
 
   decode(z, temperature, noise)        the whole-sequence graph (one call per batch)
   decode_steps(z, temperature, noise)  the step graphs, driven from Python with
@@ -18,34 +18,69 @@ import os
 
 import numpy as np
 
-from mvae_tf.export import metadata as metadata_lib
+from edge_demo import metadata as metadata_lib
+from edge_demo import quiet
 
 NOISE_MIN = 1e-20  # as mvae_tf.model.decoders.NOISE_MIN
 
 
-def load_interpreter(path=None, num_threads=None, content=None):
-  """(Interpreter, runtime name, version) of a file or of .tflite bytes (`content`):
-  ai_edge_litert, else tflite_runtime, else tf.lite."""
+EDGETPU_LIBRARY = 'libedgetpu.so.1'
+EDGETPU_INSTALL = ('install the Edge TPU runtime: add the Coral apt repository '
+                   '(https://coral.ai/docs/accelerator/get-started/#runtime-on-linux), then '
+                   'sudo apt-get install libedgetpu1-std')
+
+
+class RuntimeMissing(ImportError):
+  """No LiteRT runtime (nor TensorFlow) is installed."""
+
+
+def find_runtime():
+  """(module with Interpreter and load_delegate, name, version): ai_edge_litert, else
+  tflite_runtime, else tf.lite, in the order of the TensorFlow Lite Raspberry Pi examples."""
   try:
     from ai_edge_litert import interpreter as litert
     import ai_edge_litert
-    name, version = 'ai_edge_litert', getattr(ai_edge_litert, '__version__', '?')
-    cls = litert.Interpreter
+    return litert, 'ai_edge_litert', getattr(ai_edge_litert, '__version__', '?')
   except ImportError:
+    pass
+  try:
+    from tflite_runtime import interpreter as litert
+    import tflite_runtime
+    return litert, 'tflite_runtime', getattr(tflite_runtime, '__version__', '?')
+  except ImportError:
+    pass
+  try:
+    import tensorflow as tf
+  except ImportError:
+    raise RuntimeMissing(
+        'no TFLite runtime is installed: pip install ai-edge-litert (Python 3.10-3.13), or '
+        'tflite-runtime==2.14.0 with numpy<2 (Python 3.9-3.11)') from None
+  return tf.lite, 'tf.lite', tf.__version__
+
+
+def load_interpreter(path=None, num_threads=None, content=None, edgetpu=False):
+  """(Interpreter, runtime name, version) of a file or of .tflite bytes (`content`),
+  on the runtime find_runtime picks; `edgetpu` adds the libedgetpu delegate (an
+  OSError whose message says how to install it when the library is missing)."""
+  litert, name, version = find_runtime()
+  delegates = None
+  if edgetpu:
     try:
-      from tflite_runtime import interpreter as litert
-      import tflite_runtime
-      name, version = 'tflite_runtime', getattr(tflite_runtime, '__version__', '?')
-      cls = litert.Interpreter
-    except ImportError:
-      import tensorflow as tf
-      name, version, cls = 'tf.lite', tf.__version__, tf.lite.Interpreter
-  from mvae_tf import quiet
+      import ctypes
+      ctypes.CDLL(EDGETPU_LIBRARY)  # LiteRT's own failure leaves a half-made delegate
+      delegates = [litert.load_delegate(EDGETPU_LIBRARY)]
+    except (ValueError, OSError, RuntimeError) as e:
+      raise OSError('cannot load the Edge TPU delegate %s (%s): %s' % (
+          EDGETPU_LIBRARY, str(e).strip().splitlines()[0] if str(e).strip() else
+          type(e).__name__, EDGETPU_INSTALL)) from None
   with quiet.silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+    kwargs = dict(num_threads=num_threads)
+    if delegates:
+      kwargs['experimental_delegates'] = delegates
     if content is not None:
-      interpreter = cls(model_content=bytes(content), num_threads=num_threads)
+      interpreter = litert.Interpreter(model_content=bytes(content), **kwargs)
     else:
-      interpreter = cls(model_path=os.fspath(path), num_threads=num_threads)
+      interpreter = litert.Interpreter(model_path=os.fspath(path), **kwargs)
     interpreter.allocate_tensors()
   return interpreter, name, version
 
@@ -122,11 +157,11 @@ class _Runner:
 class TFLiteModel:
   """An exported model file (see the module docstring)."""
 
-  def __init__(self, path, num_threads=None):
+  def __init__(self, path, num_threads=None, edgetpu=False):
     self.path = os.fspath(path)
     self.metadata = metadata_lib.read_tflite_metadata(self.path)
     self.interpreter, self.runtime, self.runtime_version = load_interpreter(
-        self.path, num_threads)
+        self.path, num_threads, edgetpu=edgetpu)
     self.signatures = sorted(self.interpreter.get_signature_list())
     self._runners = {}
     m = self.metadata
