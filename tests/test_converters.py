@@ -192,3 +192,15 @@ def test_two_two_counts_as_sixteen_steps_but_two_four_does_not():
 def test_unknown_config_names_the_known_ones():
   with pytest.raises(ValueError, match='did you mean cat-mel_2bar_small'):
     configs.get_config('cat-mel_2bar_smal')
+
+
+@pytest.mark.parametrize('config_name', ['cat-mel_2bar_small', 'cat-drums_2bar_small',
+                                         'hierdec-trio_16bar'])
+def test_a_note_that_ends_before_it_starts_is_a_reason_not_a_crash(config_name):
+  """Damaged data (the seeded TFRecord fuzz found one): note_seq's melody extraction
+  raised BadNoteError from inside the converter."""
+  ns = varied_melody(bars=4)
+  ns.notes[3].end_time = ns.notes[3].start_time - 1.0
+  tensors = configs.get_config(config_name).make_converter('eval').to_tensors(ns)
+  assert len(tensors) == 0
+  assert tensors.skipped == ['1 note ends before it starts (damaged data)']

@@ -43,7 +43,7 @@ def mutated_midi(draw):
   return _mutate(draw, draw(st.sampled_from(SEEDS)))
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=mutated_midi())
 def test_mutated_midi_is_read_or_skipped_and_converts_without_crashing(tmp_path, data):
@@ -102,7 +102,7 @@ def _records(data):
     f.read(4)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=mutated_tfrecord())
 def test_a_mutated_tfrecord_is_read_or_refused_by_inspect_and_the_up_front_check(
@@ -123,7 +123,7 @@ def test_a_mutated_tfrecord_is_read_or_refused_by_inspect_and_the_up_front_check
   assert len(reports) == len(sequences)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=mutated_tfrecord())
 def test_the_train_input_pipeline_takes_what_the_check_passes_and_refuses_the_rest(

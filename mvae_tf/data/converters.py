@@ -193,6 +193,12 @@ class BaseConverter:
 
   def _quantize(self, note_sequence, skipped):
     """The quantized piece, or None (with the reason) if its metre is not 16 steps a bar."""
+    backwards = sum(n.end_time < n.start_time for n in note_sequence.notes)
+    if backwards:  # only damaged data has them; note_seq's extraction raises on them
+      skipped.append('%d note%s before %s start%s (damaged data)' % (
+          backwards, ' ends' if backwards == 1 else 's end', 'it' if backwards == 1 else 'they',
+          's' if backwards == 1 else ''))
+      return None
     try:
       quantized = sequences_lib.quantize_note_sequence(
           note_sequence, self.steps_per_quarter)
