@@ -47,7 +47,7 @@ setup(
     package_dir={'mvae_tf.export': 'export'},
     # The models that ship with the package (mvae_tf/pretrained/NAME/).
     package_data={'mvae_tf.pretrained': ['*/weights.npz', '*/config.json', '*/attributes.npz',
-                                        '*/model.tflite']},
+                                        '*/model.tflite', '*/model_b64.tflite']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={'console_scripts': ['mvae = mvae_tf.cli:main']},

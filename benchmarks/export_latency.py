@@ -8,8 +8,7 @@ which time the same), exported to TFLite at batch 1 and batch 64, this times
 one free-running decode at temperature 1 (Gumbel-max where the graph takes
 noise) at batch 1 and 64 and reports seconds per sample (median of repeated
 runs over --min_seconds), for: Keras eager (the decoder's sample loop run
-op by op), tf.function (the same traced once), the numpy backend
-(mvae_tf.inference), and the TFLite files float32 / float16 / dynamic /
+op by op), tf.function (the same traced once), and the TFLite files float32 / float16 / dynamic /
 int8, whole-sequence (the WHILE graph, one call per batch) and step by step
 (the step graphs driven from Python, with Gumbel-max in numpy). Everything
 runs in this one process on one thread (TensorFlow intra/inter-op 1, BLAS 1,
@@ -66,7 +65,6 @@ def main():
   tf.config.threading.set_inter_op_parallelism_threads(1)
   from threadpoolctl import threadpool_limits
   threadpool_limits(1)
-  from mvae_tf import inference
   from mvae_tf.export import exporter
   from mvae_tf.export.graphs import InferenceGraphs
   from edge_demo.runtime import TFLiteModel
@@ -84,7 +82,6 @@ def main():
     results['models'][name] = entry
     src = os.path.join(work, name + '-model')
     save_model(model, src)
-    numpy_model = inference.NumpyMusicVAE.from_keras(model)
     decode_fn = tf.function(graphs.decode)
     files = {}
     for batch in batches:
@@ -108,8 +105,6 @@ def main():
         row['keras_eager'] = timed(lambda: graphs.decode(zt, tt, nt), args.min_seconds,
                                    max_runs=5)
       row['tf_function'] = timed(lambda: decode_fn(zt, tt, nt), args.min_seconds)
-      row['numpy_backend'] = timed(lambda: numpy_model.sample(z, graphs.num_steps, 1.0, 0),
-                                   args.min_seconds)
       for q, path in files[batch].items():
         device = TFLiteModel(path, num_threads=1)
         if 'decode' in device.signatures:

@@ -3,7 +3,7 @@
   .venv/bin/python benchmarks/generate_speed.py [--preset folk-mel_2bar] [--repeats 3]
 
 Sequences/s: free-running sampling (temperature 1.0) of the shipped 2-bar
-model at batch 1 and batch 64, with the numpy backend (what `mvae generate`
+model at batch 1 and batch 64, with the litert backend (what `mvae generate`
 uses for shipped models) and the TensorFlow backend (tf.function, traced
 before timing) on the same weights. Command wall time: `mvae generate --mode
 sample --num_outputs 5` (and the README's main command, with --plot) in a
@@ -53,8 +53,8 @@ def main():
   from mvae_tf.model.trained_model import TrainedModel
   results = dict(preset=args.preset, cpus=os.cpu_count(),
                  load_average_at_start=[round(x, 2) for x in os.getloadavg()])
-  numpy_model = TrainedModel.load(args.preset)
-  results['config'] = numpy_model.config_name
+  litert_model = TrainedModel.load(args.preset)
+  results['config'] = litert_model.config_name
   results['sequences_per_second'] = {}
   mvae = os.path.join(os.path.dirname(sys.executable), 'mvae')
   command = [mvae] if os.path.exists(mvae) else [sys.executable, '-m', 'mvae_tf']
@@ -72,7 +72,7 @@ def main():
             [sys.executable, '-c', 'import tensorflow'], 1),
     }
   tf_model = TrainedModel.load(args.preset, backend='tf')
-  for name, model in (('numpy', numpy_model), ('tf', tf_model)):
+  for name, model in (('litert', litert_model), ('tf', tf_model)):
     results['sequences_per_second'][name] = {
         'batch_%d' % b: sequences_per_second(model, b, args.min_seconds, model.z_size)
         for b in (1, 64)}

@@ -3,15 +3,20 @@ what `mvae generate` runs for shipped models) and LiteRT on the exported .tflite
 of the same preset (edge_demo.runtime); prints JSON.
 
   .venv/bin/mvae export folk-mel_2bar --output /tmp/exp_folk --format tflite --quantize all
+  .venv/bin/mvae export folk-mel_2bar --output /tmp/exp_folk64 --format tflite --batch_size 64
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/numpy_vs_litert.py \
-      --export /tmp/exp_folk [--preset folk-mel_2bar]
+      --export /tmp/exp_folk --export64 /tmp/exp_folk64 [--preset folk-mel_2bar]
+
+It needs the numpy backend, which was removed once these figures decided it
+(issue 12): run it at commit 0c29664 or earlier (git worktree add DIR 0c29664,
+then PYTHONPATH=DIR).
 
 Start-up: a fresh process that imports the backend, loads the model and writes
 nothing (median of --repeats), and the same process's peak RSS. Speed: 2-bar
 samples per second at batch 1 and 64, temperature 1.0, one thread, the two
 backends alternating in one run (--rounds), each timed for --min_seconds.
-LiteRT graphs have a static batch of 1: batch 64 is 64 calls of the
-whole-sequence `decode` graph.
+LiteRT graphs have a static batch: batch 64 is 64 calls of the batch-1
+`decode` graph, and (--export64) one call of a batch-64 export.
 """
 
 import argparse
@@ -31,7 +36,8 @@ STARTUP = {
                'm.decode(rng.standard_normal((1, m.z_size)).astype(np.float32), 1.0, '
                'rng.uniform(size=(1, m.num_steps, sum(m.depths))).astype(np.float32))\n'),
 }
-RSS = ('\nimport resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n')
+# VmHWM of the process itself: ru_maxrss would carry over the parent's peak (fork, then exec).
+RSS = ('\nprint([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0])\n')
 
 
 def startup(kind, preset, path, repeats):
@@ -61,6 +67,7 @@ def rate(fn, batch, min_seconds):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--export', required=True, help='an `mvae export --format tflite` dir')
+  parser.add_argument('--export64', default=None, help='an export with --batch_size 64')
   parser.add_argument('--preset', default='folk-mel_2bar')
   parser.add_argument('--quantize', default='float32')
   parser.add_argument('--repeats', type=int, default=5)
@@ -74,15 +81,17 @@ def main():
   numpy_model = TrainedModel.load(args.preset, backend='numpy')
   lite = TFLiteModel(path, num_threads=1)
   depth = sum(lite.depths)
+  lite64 = TFLiteModel(os.path.join(args.export64, 'tflite', args.quantize, 'model.tflite'),
+                       num_threads=1) if args.export64 else None
 
   def numpy_fn(batch, seed):
     z = numpy_model.random_latents(batch, seed)
     numpy_model.decode_indices(z, 32, 1.0, seed)
 
-  def litert_fn(batch, seed):
+  def litert_fn(batch, seed, model=lite):
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((batch, lite.z_size)).astype(np.float32)
-    lite.decode(z, 1.0, rng.uniform(size=(batch, lite.num_steps, depth)).astype(np.float32))
+    z = rng.standard_normal((batch, model.z_size)).astype(np.float32)
+    model.decode(z, 1.0, rng.uniform(size=(batch, model.num_steps, depth)).astype(np.float32))
 
   results = dict(preset=args.preset, file=path, quantization=args.quantize,
                  runtime='%s %s' % (lite.runtime, lite.runtime_version),
@@ -90,13 +99,19 @@ def main():
                  samples_per_second={}, startup={})
   for batch in (1, 64):
     runs = {'numpy': [], 'litert': []}
+    if batch == 64 and lite64 is not None:
+      runs['litert_batch64_graph'] = []
     for _ in range(args.rounds):
       runs['numpy'].append(rate(numpy_fn, batch, args.min_seconds))
       runs['litert'].append(rate(litert_fn, batch, args.min_seconds))
+      if 'litert_batch64_graph' in runs:
+        runs['litert_batch64_graph'].append(rate(
+            lambda b, s: litert_fn(b, s, lite64), batch, args.min_seconds))
     med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
-    results['samples_per_second']['batch_%d' % batch] = dict(
-        numpy=round(med['numpy'], 1), litert=round(med['litert'], 1),
-        litert_over_numpy=round(med['litert'] / med['numpy'], 2))
+    row = {k: round(v, 1) for k, v in med.items()}
+    row.update({'%s_over_numpy' % k: round(v / med['numpy'], 2) for k, v in med.items()
+                if k != 'numpy'})
+    results['samples_per_second']['batch_%d' % batch] = row
   for kind in ('numpy', 'litert'):
     results['startup'][kind] = startup(kind, args.preset, path, args.repeats)
   results['load_average_at_end'] = [round(x, 2) for x in os.getloadavg()]

@@ -214,12 +214,26 @@ class TFLiteModel:
     """The same decode through the step graphs, one call per step (and per bar)."""
     return self._batched(self._decode_chunk, z, temperature, noise)
 
+  def teacher_forced(self, z, previous):
+    """Logits [N, T, D] of the step graphs fed `previous` [N, T, D]: the tokens before
+    each step (the targets shifted right by one step, zeros first), not their own samples."""
+    previous = np.asarray(previous, np.float32)
+    n = len(previous)
+    logits = []
+    for a, b in self._chunks(n):
+      _, lg = self._decode_chunk(self._pad(np.asarray(z, np.float32)[a:b]),
+                                 np.zeros(self.batch_size, np.float32),
+                                 np.full((self.batch_size,) + previous.shape[1:], 0.5,
+                                         np.float32), forced=self._pad(previous[a:b]))
+      logits.append(lg[:b - a])
+    return np.concatenate(logits)
+
   @staticmethod
   def _states(outputs):
     """The state tensors (state_0 ..) among a graph's outputs."""
     return {k: v for k, v in outputs.items() if k.startswith('state_')}
 
-  def _decode_chunk(self, z, temperature, noise):
+  def _decode_chunk(self, z, temperature, noise, forced=None):
     step = self.runner('step')
     depths = self.depths
     eyes = [np.eye(d, dtype=np.float32) for d in depths]
@@ -229,6 +243,8 @@ class TFLiteModel:
 
     def run(state, **cond):
       nonlocal token
+      if forced is not None:
+        token = np.ascontiguousarray(forced[:, len(tokens)])
       out = step(token=token, **cond, **state)
       idx = gumbel_max(out['logits'], depths, temperature, draws[:, len(tokens)])
       token = np.concatenate([eye[idx[:, p]] for p, eye in enumerate(eyes)], -1)

@@ -9,9 +9,9 @@
 Without --run_dir or --checkpoint_file it uses a model that ships in the
 package: folk-mel_2bar (2-bar melodies), or drums_2bar with --preset
 drums_2bar, --config cat-drums_2bar_cpu, or an input MIDI that holds drums
-only. A shipped model runs in numpy (mvae_tf.inference), and sampling
-imports neither TensorFlow nor note_seq, so the command starts in well under
-a second. Files are named mvae_<mode>_<seed>_<NN>.mid (.png, .wav) and
+only. A shipped model runs its exported .tflite graphs on LiteRT (the
+runtime edge_demo uses on a device), and sampling imports neither TensorFlow
+nor note_seq, so the command starts in well under a second. Files are named mvae_<mode>_<seed>_<NN>.mid (.png, .wav) and
 written atomically; a run without --seed draws one and prints it.
 
 An input MIDI may be a whole tune: 2/4 is read as 4/4 (two 2/4 bars make a
@@ -110,8 +110,9 @@ def add_generate_parser(subparsers):
                  help='also write a piano-roll PNG of each output (drums: a drum grid)')
   p.add_argument('--wav', action='store_true',
                  help='also render each output to WAV (needs fluidsynth and a soundfont)')
-  p.add_argument('--backend', choices=('auto', 'numpy', 'tf'), default='auto',
-                 help='numpy (default for shipped models) or TensorFlow')
+  p.add_argument('--backend', choices=('auto', 'litert', 'tf'), default='auto',
+                 help='litert (the exported graphs; default for shipped and packaged models '
+                      'that carry model.tflite) or tf (the Keras model)')
   p.set_defaults(func=run_generate)
   return p
 

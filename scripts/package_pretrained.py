@@ -5,9 +5,10 @@
       --evaluation folk_eval.json --attribute_corpus data/folk/eval.tfrecord
 
 Writes weights.npz (float16, compressed), config.json (config, hparams,
-training step, corpus, evaluation, status) and, with --attribute_corpus,
-attributes.npz (attribute vectors measured with the packaged weights), all
-atomically. --evaluation takes the output of `mvae evaluate --json`.
+training step, corpus, evaluation, status), model.tflite and model_b64.tflite
+(the float16 export at batch 1 and 64, `mvae export`, each checked against the
+Keras model) and, with --attribute_corpus, attributes.npz (attribute vectors
+measured with the packaged weights), all atomically. --evaluation takes the output of `mvae evaluate --json`.
 --random_init CONFIG packages a randomly initialised model instead, marked
 "untrained placeholder" (what ships until the real models are trained).
 """
@@ -44,8 +45,8 @@ def main(argv=None):
 
   import numpy as np
   from mvae_tf import pretrained
-  from mvae_tf.inference import NumpyMusicVAE, weights_from_keras
   from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.weights import weights_from_keras
 
   if args.random_init:
     import keras
@@ -78,23 +79,54 @@ def main(argv=None):
     from mvae_tf.data import tfrecord
     # Measured with the weights as they ship (rounded to --dtype).
     shipped = {k: v.astype(args.dtype).astype(np.float32) for k, v in weights.items()}
-    numpy_model = TrainedModel(NumpyMusicVAE(shipped, info), info=info)
+    shipped_model = TrainedModel(pretrained.keras_model(shipped, info), info=info)
     sequences = []
     for ns in tfrecord.read_note_sequences(args.attribute_corpus):
       sequences.append(ns)
       if len(sequences) == args.attribute_max_sequences:
         break
-    vectors, meta = compute_attribute_vectors(numpy_model, sequences)
+    vectors, meta = compute_attribute_vectors(shipped_model, sequences)
     meta.update(corpus=args.attribute_corpus)
     attributes = (vectors, meta)
 
   output_dir = args.output_dir or pretrained.preset_dir(args.name)
-  info = pretrained.write_pretrained(output_dir, weights, info, args.dtype, attributes)
+  info = with_tflite(output_dir, weights, info, args.dtype, attributes)
   size = sum(os.path.getsize(os.path.join(output_dir, f)) for f in os.listdir(output_dir))
   print(json.dumps(dict(output_dir=output_dir, config=info['config'], step=step, status=status,
                         num_parameters=info['num_parameters'], bytes=size,
                         attributes=sorted(attributes[0]) if attributes else None), indent=1))
   return 0
+
+
+def with_tflite(output_dir, weights, info, dtype, attributes):
+  """write_pretrained, plus the float16 exports of the packaged weights at batch 1 and
+  64 (model.tflite, model_b64.tflite): staged beside output_dir, then put in place."""
+  import shutil
+  import tempfile
+  from mvae_tf import atomic, pretrained
+  from mvae_tf.export import exporter
+  from mvae_tf.model import trained_model
+  staging = tempfile.mkdtemp(prefix='.package-', dir=os.path.dirname(os.path.abspath(
+      output_dir)))
+  try:
+    package = os.path.join(staging, 'package')
+    info = pretrained.write_pretrained(package, weights, info, dtype, attributes)
+    exports = {}
+    for name, batch in ((trained_model.TFLITE_FILE, 1), (trained_model.TFLITE_BATCH_FILE, 64)):
+      out = os.path.join(staging, 'export-%d' % batch)
+      exporter.export_model(package, out, formats=('tflite',), quantize=('float16',),
+                            batch_size=batch, progress=lambda msg: None)
+      exports[name] = os.path.join(out, 'tflite', 'float16', 'model.tflite')
+
+    def fill(tmp):
+      for entry in os.listdir(package):
+        shutil.copy2(os.path.join(package, entry), tmp)
+      for name, path in exports.items():
+        shutil.copy2(path, os.path.join(tmp, name))
+    atomic.write_dir(output_dir, fill)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return info
 
 
 if __name__ == '__main__':

@@ -89,14 +89,21 @@ CASES = [
           '{w}/nosuch --output_dir {w}/o', 2, 'nosuch'),
     _case('generate', 'a TFRecord as the model', 'generate --checkpoint_file {w}/good.tfrecord '
           '--output_dir {w}/o', 2, 'good.tfrecord'),
-    _case('generate', 'packaged model with NaN weights', 'generate --checkpoint_file {w}/nan '
-          '--output_dir {w}/o', 2, 'NaN or infinite'),
+    _case('generate', 'packaged model (weights only) with NaN weights', 'generate '
+          '--checkpoint_file {w}/nan --output_dir {w}/o', 2, 'NaN or infinite'),
+    _case('generate', 'packaged model with a truncated model.tflite', 'generate '
+          '--checkpoint_file {w}/truncated_tflite --output_dir {w}/o', 2,
+          'model.tflite is damaged'),
+    _case('generate', "packaged model with another model's model.tflite", 'generate '
+          '--checkpoint_file {w}/foreign_tflite --output_dir {w}/o', 2,
+          'is an export of cat-drums_2bar_cpu'),
     _case('generate', 'packaged model naming an unknown config', 'generate --checkpoint_file '
           '{w}/renamed --output_dir {w}/o', 2, 'unknown config'),
     _case('generate', 'a whole 2/4 tune (read as 4/4)', 'generate --mode similar --input_midi_1 '
           '{w}/polka.mid --num_outputs 1 --output_dir {w}/o24', 0, ''),
-    _case('generate', 'packaged model with a truncated weights.npz', 'generate '
-          '--checkpoint_file {w}/truncated_npz --output_dir {w}/o', 2, 'truncated or damaged'),
+    _case('generate', 'packaged model with a truncated weights.npz (--backend tf)', 'generate '
+          '--checkpoint_file {w}/truncated_npz --backend tf --output_dir {w}/o', 2,
+          'truncated or damaged'),
     _case('generate', 'packaged model with a truncated config.json', 'generate '
           '--checkpoint_file {w}/truncated_json --output_dir {w}/o', 2, 'not valid JSON'),
     # train
@@ -177,6 +184,14 @@ def make_inputs(work):
     f.write(data[:-7])  # inside the last record
   nan = os.path.join(work, 'nan')
   shutil.copytree(pretrained.preset_dir('folk-mel_2bar'), nan)
+  for name in ('model.tflite', 'model_b64.tflite'):  # weights only: they are what runs
+    os.remove(os.path.join(nan, name))
+  for name in ('truncated_tflite', 'foreign_tflite'):
+    shutil.copytree(pretrained.preset_dir('folk-mel_2bar'), os.path.join(work, name))
+  with open(os.path.join(work, 'truncated_tflite', 'model.tflite'), 'r+b') as f:
+    f.truncate(5000)
+  shutil.copy(os.path.join(pretrained.preset_dir('drums_2bar'), 'model.tflite'),
+              os.path.join(work, 'foreign_tflite', 'model.tflite'))
   weights = pretrained.read_weights(nan)
   for v in weights.values():
     v[...] = np.nan

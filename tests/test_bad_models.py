@@ -24,7 +24,8 @@ from conftest import REFERENCE
 tf = pytest.importorskip('tensorflow')
 
 from mvae_tf import cli, pretrained, resolve  # noqa: E402
-from mvae_tf.inference import NumpyMusicVAE, expected_shapes, weights_from_keras  # noqa: E402
+from mvae_tf.model import trained_model  # noqa: E402
+from mvae_tf.weights import check_weights, expected_shapes, weights_from_keras  # noqa: E402
 from mvae_tf.model.trained_model import TrainedModel, save_model  # noqa: E402
 
 from tiny_models import random_model  # noqa: E402
@@ -126,9 +127,15 @@ def test_the_real_command_prints_no_traceback(saved_model, tmp_path):
 
 # --- 2. A packaged model (weights.npz + config.json) whose weights are damaged. ---
 
-def _packaged_copy(tmp_path, name='packaged'):
+def _packaged_copy(tmp_path, name='packaged', tflite=False):
+  """A copy of the folk preset; without its .tflite files (by default) it is a
+  weights-only package, which every backend reads weights.npz for (the litert
+  backend of a package with model.tflite never reads weights.npz)."""
   out = tmp_path / name
   shutil.copytree(pretrained.preset_dir('folk-mel_2bar'), out)
+  if not tflite:
+    for f in (trained_model.TFLITE_FILE, trained_model.TFLITE_BATCH_FILE):
+      os.remove(out / f)
   return out
 
 
@@ -142,7 +149,7 @@ def _generate(capsys, model, tmp_path, backend):
              '--num_outputs', 1, '--seed', 1, '--output_dir', tmp_path / 'o')
 
 
-@pytest.mark.parametrize('backend', ['numpy', 'tf'])
+@pytest.mark.parametrize('backend', ['auto', 'tf'])
 def test_a_missing_weight_is_named(tmp_path, capsys, backend):
   """It raised KeyError: "weight 'decoder/output_bias' missing (have ...)"."""
   model = _packaged_copy(tmp_path)
@@ -155,13 +162,13 @@ def test_a_missing_weight_is_named(tmp_path, capsys, backend):
   assert not (tmp_path / 'o').exists()
 
 
-@pytest.mark.parametrize('backend', ['numpy', 'tf'])
+@pytest.mark.parametrize('backend', ['auto', 'tf'])
 @pytest.mark.parametrize('name,shape', [('decoder/output_kernel', (128, 80)),
                                         ('encoder/mu_kernel', (512, 32))])
 def test_a_weight_of_another_shape_is_named_with_both_shapes(tmp_path, capsys, backend, name,
                                                              shape):
-  """numpy said "operands could not be broadcast together with shapes (1,80) (90,)", or
-  (a smaller mu) nothing at all, and sampled with a model that cannot encode."""
+  """The numpy backend (gone since) said "operands could not be broadcast together with
+  shapes (1,80) (90,)", or (a smaller mu) nothing at all."""
   model = _packaged_copy(tmp_path)
   weights = _weights(model)
   expected = weights[name].shape
@@ -183,7 +190,7 @@ def test_a_damaged_weights_npz_is_named(tmp_path, capsys, damage):
                     'overwritten': data[:2000] + b'\0' * 3000 + data[5000:],
                     'empty': b'',
                     'not_npz': b'just some text\n'}[damage])
-  for backend in ('numpy', 'tf') if damage == 'truncated' else ('numpy',):
+  for backend in ('auto', 'tf') if damage == 'truncated' else ('auto',):
     code, _, err = _generate(capsys, model, tmp_path, backend)
     line = assert_one_line(code, err, 'generate', path)
     assert 'is truncated or damaged' in line and 're-package it' in line
@@ -204,14 +211,17 @@ def test_the_library_raises_a_value_error_naming_the_file(tmp_path):
     resolve.load_keras(str(model))
 
 
-def test_a_shipped_model_that_is_damaged_says_reinstall(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize('damaged', [pretrained.WEIGHTS_FILE, trained_model.TFLITE_FILE])
+def test_a_shipped_model_that_is_damaged_says_reinstall(monkeypatch, tmp_path, capsys,
+                                                        damaged):
   """The remedy for a model inside the package is to reinstall it, not to re-package it."""
   fake_here = tmp_path / 'pretrained'
-  model = _packaged_copy(fake_here, 'folk-mel_2bar')
-  (model / pretrained.WEIGHTS_FILE).write_bytes(b'PK\x03\x04 cut')
+  model = _packaged_copy(fake_here, 'folk-mel_2bar', tflite=True)
+  (model / damaged).write_bytes(b'PK\x03\x04 cut')
   monkeypatch.setattr(pretrained, 'HERE', str(fake_here))
-  line = assert_one_line(*run(capsys, 'generate', '--output_dir', tmp_path / 'o')[::2],
-                         'generate', model / pretrained.WEIGHTS_FILE)
+  backend = 'tf' if damaged == pretrained.WEIGHTS_FILE else 'auto'
+  line = assert_one_line(*run(capsys, 'generate', '--backend', backend, '--output_dir',
+                              tmp_path / 'o')[::2], 'generate', model / damaged)
   assert 'reinstall mvae_tf' in line
 
 
@@ -220,26 +230,24 @@ def test_a_shipped_model_that_is_damaged_says_reinstall(monkeypatch, tmp_path, c
     ('tiny-mel_2bar_chords', ''), ('tiny-hierdec-trio_2bar', ''),
     ('tiny-hierdec-mel_16bar', 'enc_rnn_size=[8,6]')])
 def test_expected_shapes_are_those_of_the_keras_model(name, overrides):
-  """The numpy backend checks shapes against what mvae_tf.model builds from config.json."""
+  """Weights are checked against the shapes mvae_tf.model builds from config.json."""
   from mvae_tf.pretrained import model_info
   model = random_model(name, overrides)
   weights = weights_from_keras(model)
   assert expected_shapes(model_info(model)) == {k: v.shape for k, v in weights.items()}
-  NumpyMusicVAE(weights, model_info(model))  # accepted as it is
+  check_weights(weights, model_info(model))  # accepted as it is
 
 
-def test_numpy_backend_names_a_weight_of_another_shape():
+def test_check_weights_names_a_weight_of_another_shape():
   from mvae_tf.pretrained import model_info
   model = random_model('tiny-drums_2bar')
   weights, info = weights_from_keras(model), model_info(model)
   wrong = dict(weights, **{'decoder/lstm/bias_1': np.zeros(3, np.float32)})
   with pytest.raises(ValueError, match=r'weight decoder/lstm/bias_1: shape \(3,\), model has'):
-    NumpyMusicVAE(wrong, info)
+    check_weights(wrong, info)
   missing = {k: v for k, v in weights.items() if k != 'decoder/output_bias'}
-  with pytest.raises(ValueError, match='weight decoder/output_bias is missing'):
-    NumpyMusicVAE(missing, info)  # a KeyError too, as it always was
-  with pytest.raises(KeyError):
-    NumpyMusicVAE(missing, info)
+  with pytest.raises(KeyError, match='weight decoder/output_bias is missing'):
+    check_weights(missing, info)  # a ValueError too
 
 
 # --- 3. `mvae import-magenta` without the checkpoint's --hparams. ---
@@ -353,7 +361,7 @@ def test_a_damaged_config_json_is_named(tmp_path, capsys, content, says):
     info['hparams']['dec_rnn_size'] = 'big'
     content = json.dumps(info)
   path.write_bytes(content if isinstance(content, bytes) else content.encode())
-  for backend in ('numpy', 'tf') if says.startswith('is truncated') else ('numpy',):
+  for backend in ('auto', 'tf') if says.startswith('is truncated') else ('auto',):
     code, _, err = _generate(capsys, model, tmp_path, backend)
     line = assert_one_line(code, err, 'generate', path)
     assert says in line and 're-package it' in line, line

@@ -38,7 +38,7 @@ def melodies(model):
 @pytest.fixture(scope='module')
 def packed(model, tmp_path_factory):
   """The tiny trained model as a packaged directory, with attribute vectors."""
-  from mvae_tf.inference import weights_from_keras
+  from mvae_tf.weights import weights_from_keras
   keras_model = tiny_models.trained_keras_model()
   _, indices = tiny_models.density_batch(np.random.default_rng(4), 96)
   vectors = attributes.compute_attribute_vectors(
@@ -105,7 +105,7 @@ def test_encode_names_the_sequence_and_why(model, melodies):
     model.encode([long])
   z, _, _ = model.encode([long, melodies[0]], all_windows=True)
   assert z.shape == (4, 8)
-  drums = tm.TrainedModel(tiny_models.random_model('tiny-drums_2bar'), backend='numpy')
+  drums = tm.TrainedModel(tiny_models.random_model('tiny-drums_2bar'))
   with pytest.raises(tm.EncodeError, match='no drum notes'):
     drums.encode(melodies[:1])
 
@@ -575,7 +575,7 @@ def inputs(tmp_path_factory):
   one_bar = make_sequence([(60 + i, i * 0.25, (i + 1) * 0.25) for i in range(8)])
   (d / 'garbage.mid').write_bytes(b'not a midi file at all')
   chords = tiny_models.random_model('tiny-mel_2bar_chords')
-  from mvae_tf.inference import weights_from_keras
+  from mvae_tf.weights import weights_from_keras
   pretrained.write_pretrained(str(d / 'chords'), weights_from_keras(chords),
                               pretrained.model_info(chords))
   return dict(chords=str(d / 'chords'),melody=write_midi(scale_melody(bars=2), d / 'melody.mid'),
@@ -655,10 +655,27 @@ def test_a_packaged_model_with_non_finite_weights_is_refused(tmp_path, capsys):
   weights[name][...] = np.nan
   np.savez_compressed(damaged / pretrained.WEIGHTS_FILE,
                       **{k: v.astype(np.float16) for k, v in weights.items()})
-  code, _, err = run_cli(capsys, '--checkpoint_file', damaged, '--output_dir', tmp_path / 'o')
+  # The Keras model reads weights.npz (the exported graphs never do).
+  code, _, err = run_cli(capsys, '--checkpoint_file', damaged, '--backend', 'tf',
+                         '--output_dir', tmp_path / 'o')
   assert code == 2 and len(err.strip().split('\n')) == 1, err
   assert 'weight %s holds NaN or infinite values' % name in err
   assert not (tmp_path / 'o').exists()
+
+
+def test_exported_graphs_that_give_non_finite_values_are_refused(tmp_path, capsys, monkeypatch):
+  """The same for model.tflite: its decode is checked (all-NaN logits would sample one
+  class everywhere)."""
+  from edge_demo import runtime
+  real = runtime.TFLiteModel.decode
+
+  def poisoned(self, z, temperature, noise):
+    tokens, logits = real(self, z, temperature, noise)
+    return tokens, np.full_like(logits, np.nan)
+  monkeypatch.setattr(runtime.TFLiteModel, 'decode', poisoned)
+  code, _, err = run_cli(capsys, '--output_dir', tmp_path / 'o')
+  assert code == 2 and len(err.strip().split('\n')) == 1, err
+  assert 'model.tflite gives NaN or infinite values' in err and 'reinstall mvae_tf' in err
 
 
 def test_checkpoint_file_takes_a_shipped_model_name(tmp_path, capsys):

@@ -72,7 +72,7 @@ def check_trained_model(ns, cwd):
   from mvae_tf import TrainedModel, attributes
   model, melodies, a, b, c, d = _names(ns, 'model', 'melodies', 'a', 'b', 'c', 'd')
   assert isinstance(model, TrainedModel) and model.name == 'folk-mel_2bar'
-  assert model.backend == 'numpy'  # the shipped model: no TensorFlow needed
+  assert model.backend == 'litert'  # the shipped model: no TensorFlow needed
   assert len(melodies) == 4
   for x in (a, b, c, d, *melodies):
     assert isinstance(x, note_seq.NoteSequence) and len(x.notes) > 0

@@ -1,4 +1,4 @@
-"""Tiny models shared by tests/test_inference.py and tests/test_generate.py.
+"""Tiny models shared by tests/test_backends.py and tests/test_generate.py.
 
 `trained_keras_model()`: a tiny 2-bar melody model trained for a few hundred
 steps (built once per test process, about 15 s once TensorFlow is imported)
@@ -57,6 +57,6 @@ def random_model(name, overrides='', seed=0, scale=0.3):
   return model
 
 
-def trained_model(backend='numpy'):
+def trained_model(backend='tf'):
   from mvae_tf.model.trained_model import TrainedModel
   return TrainedModel(trained_keras_model(), backend=backend)

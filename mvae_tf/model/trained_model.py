@@ -9,11 +9,12 @@ Two levels of API:
   config's converter in eval mode; tensors too with `return_tensors=True`);
   `bar_windows` and `choose_window` pick a window of a longer sequence by bar.
 
-Two backends compute the same model: 'numpy' (mvae_tf.inference: no
-TensorFlow import; the default for models stored as .npz, such as the
-shipped presets) and 'tf' (the Keras model; the default for everything
-else). Greedy decodes agree between them; sampling at a temperature is
-reproducible with a seed within one backend.
+Two backends compute the same model: 'litert' (the packaged model's exported
+.tflite graphs on LiteRT, through edge_demo.runtime as on a device: no
+TensorFlow import; the default for the shipped presets and packaged models
+that carry model.tflite) and 'tf' (the Keras model; the default for
+everything else). Greedy decodes agree between them; sampling at a
+temperature is reproducible with a seed within one backend.
 
 `load` takes a preset name ('folk-mel_2bar', 'drums_2bar'; see
 mvae_tf.pretrained), a pretrained directory (weights.npz + config.json), a
@@ -159,6 +160,16 @@ def similar_latents(z, n, similarity, seed=None):
   return (similarity * z + (1.0 - similarity) * noise).astype(np.float32)
 
 
+def log_softmax(logits, depths):
+  """Log-probabilities per part of logits [..., sum(depths)]."""
+  bounds = np.cumsum([0] + list(depths))
+  out = []
+  for a, b in zip(bounds[:-1], bounds[1:]):
+    part = logits[..., a:b] - logits[..., a:b].max(-1, keepdims=True)
+    out.append(part - np.log(np.exp(part).sum(-1, keepdims=True)))
+  return np.concatenate(out, -1)
+
+
 def _onehot(indices, depths):
   return np.concatenate([np.eye(d, dtype=bool)[indices[..., p]] for p, d in enumerate(depths)],
                         -1)
@@ -225,49 +236,144 @@ class _TFBackend:
     return indices.numpy(), logits.numpy()
 
 
-class _NumpyBackend:
-  """mvae_tf.inference.NumpyMusicVAE."""
+TFLITE_FILE = 'model.tflite'  # a packaged model's export for LiteRT, batch 1
+TFLITE_BATCH_FILE = 'model_b64.tflite'  # the same graphs at batch 64
 
-  name = 'numpy'
+
+class LiteRTModel:
+  """The exported .tflite files of a packaged model directory (TFLITE_FILE, and
+  TFLITE_BATCH_FILE when it is there), run on LiteRT through edge_demo.runtime,
+  the same code that runs them on a device: no TensorFlow.
+
+  `num_threads`: LiteRT's threads (None: its default).
+  """
+
+  # Rows from which one call of the batch-64 graph beats that many batch-1 calls
+  # (18.6 ms against 1.3 ms a row here; BUILD_NOTES.md, issue 12).
+  BATCH_FILE_FROM = 15
+
+  def __init__(self, directory, info, num_threads=None):
+    self.directory, self.info = directory, info
+    self.one = self._open(os.path.join(directory, TFLITE_FILE), num_threads)
+    batch = os.path.join(directory, TFLITE_BATCH_FILE)
+    self.many = self._open(batch, num_threads) if os.path.exists(batch) else None
+    self.num_steps, self.depths = self.one.num_steps, self.one.depths
+
+  def _open(self, path, num_threads):
+    """A TFLiteModel; a damaged file (or one of another model) is a one-line ValueError."""
+    from edge_demo.runtime import TFLiteModel
+    try:
+      model = TFLiteModel(path, num_threads)
+    except (ValueError, RuntimeError) as e:  # MetadataError; the interpreter's own
+      raise ValueError('%s is damaged (%s); %s' % (
+          path, str(e).strip().split('\n')[0][:200] or type(e).__name__,
+          pretrained.remedy(self.directory))) from None
+    want = (self.info.get('config'), int(self.info['hparams']['z_size']))
+    have = (model.metadata.get('config'), model.z_size)
+    if want != have:
+      raise ValueError('%s is an export of %s (z %d), but %s describes %s (z %d); %s' % (
+          path, have[0], have[1], os.path.join(self.directory, pretrained.INFO_FILE),
+          want[0], want[1], pretrained.remedy(self.directory)))
+    return model
+
+  @staticmethod
+  def available(directory):
+    return os.path.exists(os.path.join(directory, TFLITE_FILE))
+
+  def split(self, n):
+    """(start, end, TFLiteModel) covering rows 0..n: the batch graph for big chunks."""
+    start = 0
+    if self.many is not None:
+      size = self.many.batch_size
+      while n - start >= self.BATCH_FILE_FROM:
+        end = min(start + size, n)
+        yield start, end, self.many
+        start = end
+    if start < n:
+      yield start, n, self.one
+
+
+class _LiteRTBackend:
+  """LiteRTModel: the whole-sequence `decode` graph samples (Gumbel-max on noise
+  drawn here, one numpy Generator per sequence: a seed gives the same music
+  whatever the batch), `encode` encodes, the step graphs teacher-force."""
+
+  name = 'litert'
 
   def __init__(self, model):
     self.model = model
 
+  @staticmethod
+  def _no_controls(controls):
+    if controls is not None:
+      raise ValueError('the exported graphs take no controls (chord-conditioned models run '
+                       "with backend='tf')")
+
   def encode(self, inputs, lengths, controls, seed):
-    mu, sigma = self.model.encode(inputs, lengths, controls)
+    self._no_controls(controls)
+    inputs = np.asarray(inputs, np.float32)
+    lengths = np.maximum(np.asarray(lengths, np.int32), 1)
+    mu, sigma = np.empty((2, len(inputs), self.model.one.z_size), np.float32)
+    for a, b, m in self.model.split(len(inputs)):
+      mu[a:b], sigma[a:b] = m.encode(inputs[a:b], lengths[a:b])
     noise = np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
     return (mu + sigma * noise).astype(np.float32), mu, sigma
 
   def teacher_forced_logits(self, targets, z, controls):
-    return self.model.teacher_forced_logits(targets, z, controls)
+    self._no_controls(controls)
+    targets = np.asarray(targets, np.float32)
+    previous = np.concatenate([np.zeros_like(targets[:, :1]), targets[:, :-1]], 1)
+    z = np.asarray(z, np.float32)
+    logits = np.empty(targets.shape[:2] + (sum(self.model.depths),), np.float32)
+    for a, b, m in self.model.split(len(targets)):
+      logits[a:b] = m.teacher_forced(z[a:b], previous[a:b])
+    return logits
 
   def sample(self, z, length, temperature, seed, controls):
-    return self.model.sample(z, length, temperature, seed, controls)
+    self._no_controls(controls)
+    steps = self.model.num_steps
+    if length > steps:
+      raise ValueError('length %d: the exported graphs decode %d steps' % (length, steps))
+    z = np.asarray(z, np.float32)
+    seed = np.random.SeedSequence().entropy if seed is None else seed
+    noise = np.stack([np.random.default_rng([seed, i]).random(
+        (steps, sum(self.model.depths)), np.float32) for i in range(len(z))]) if len(z) else \
+        np.zeros((0, steps, sum(self.model.depths)), np.float32)
+    tokens = np.empty((len(z), steps, len(self.model.depths)), np.int32)
+    logits = np.empty((len(z), steps, sum(self.model.depths)), np.float32)
+    for a, b, m in self.model.split(len(z)):
+      tokens[a:b], logits[a:b] = m.decode(z[a:b], temperature, noise[a:b])
+    if not np.isfinite(logits).all():
+      raise ValueError('%s gives NaN or infinite values: the model is damaged; %s' % (
+          self.model.one.path, pretrained.remedy(self.model.directory)))
+    return tokens[:, :length], logits[:, :length]
 
 
 class TrainedModel:
   """Inference with a trained MusicVAE (see the module docstring).
 
   Args:
-    model: a MusicVAE (Keras) or a mvae_tf.inference.NumpyMusicVAE.
-    backend: 'tf', 'numpy' or 'auto' (the model's own).
+    model: a MusicVAE (Keras) or a LiteRTModel (a packaged model's exported files).
+    backend: 'tf', 'litert' or 'auto' (the model's own).
     info: the model's config.json fields (mvae_tf.pretrained.model_info).
     path: where it was loaded from.
   """
 
   def __init__(self, model, backend='auto', info=None, path=None, step=None):
-    from mvae_tf.inference import NumpyMusicVAE
-    if backend not in ('auto', 'tf', 'numpy'):
-      raise ValueError("backend must be 'auto', 'tf' or 'numpy', got %r" % (backend,))
-    is_numpy = isinstance(model, NumpyMusicVAE)
-    if backend == 'numpy' and not is_numpy:
-      model = NumpyMusicVAE.from_keras(model)
-    elif backend == 'tf' and is_numpy:
-      model = pretrained.keras_model(model.weights, model.info)
-    is_numpy = isinstance(model, NumpyMusicVAE)
+    if backend not in ('auto', 'tf', 'litert'):
+      raise ValueError("backend must be 'auto', 'tf' or 'litert', got %r" % (backend,))
+    exported = isinstance(model, LiteRTModel)
+    if backend == 'litert' and not exported:
+      raise ValueError("backend='litert' runs a packaged model's exported files (%s); this "
+                       'is a Keras model: export it (`mvae export`) or use the tf backend'
+                       % TFLITE_FILE)
+    if backend == 'tf' and exported:
+      model = pretrained.keras_model(pretrained.read_weights(model.directory, model.info),
+                                     model.info)
+      exported = False
     self.model = model
-    self._backend = _NumpyBackend(model) if is_numpy else _TFBackend(model)
-    self._info = info or (model.info if is_numpy else None)
+    self._backend = _LiteRTBackend(model) if exported else _TFBackend(model)
+    self._info = info or (model.info if exported else None)
     self.path = path
     self.step = step if step is not None else (self._info or {}).get('step')
     self._converter = None
@@ -285,10 +391,15 @@ class TrainedModel:
     resolved = resolve.resolve(name_or_path)
     path = resolved.path
     if resolved.kind in ('preset', 'packaged'):
-      from mvae_tf.inference import NumpyMusicVAE
       info = pretrained.read_info(path)
-      model = NumpyMusicVAE(pretrained.read_weights(path), info)
-      return cls(model, backend, info, path)
+      if backend != 'tf' and LiteRTModel.available(path):
+        return cls(LiteRTModel(path, info), backend, info, path)
+      if backend == 'litert':
+        raise ValueError('%s has no %s to run on LiteRT: package it with '
+                         'scripts/package_pretrained.py (which exports it), or use the tf '
+                         'backend' % (path, TFLITE_FILE))
+      return cls(pretrained.keras_model(pretrained.read_weights(path, info), info), 'tf',
+                 info, path)
     model, _, step, _ = resolve.load_keras(resolved, config=config)  # saved, run, checkpoint
     return cls(model, backend, path=path, step=step)
 
@@ -681,7 +792,6 @@ class TrainedModel:
     sequence's score is the mean over its windows, i.e. nats per window
     (per 32 steps for a 2-bar model). A sequence with no window is an EncodeError.
     """
-    from mvae_tf.inference import log_softmax
     seqs = self._as_list(note_sequences)
     inputs, outputs, controls, lengths, owners = self.windows(seqs)
     mu, _ = self._mu_sigma(inputs, lengths, controls, batch_size)

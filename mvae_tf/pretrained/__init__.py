@@ -1,13 +1,18 @@
-"""Models that ship inside the package, in a compact numpy format.
+"""Models that ship inside the package (and packaged models like them).
 
-  mvae_tf/pretrained/NAME/weights.npz     every weight by layer path ('decoder/lstm/kernel_0',
-                                          ...), float16, np.savez_compressed
-  mvae_tf/pretrained/NAME/config.json     config name, hparams, depths, how outputs become
-                                          notes, training step, corpus, evaluation, status
-  mvae_tf/pretrained/NAME/attributes.npz  attribute vectors (mvae_tf.attributes), optional
+  mvae_tf/pretrained/NAME/weights.npz       every weight by layer path ('decoder/lstm/
+                                            kernel_0', ...), float16, np.savez_compressed:
+                                            the Keras model (tf backend, export, training)
+  mvae_tf/pretrained/NAME/model.tflite      the exported graphs (float16, batch 1), run on
+                                            LiteRT without TensorFlow (litert backend)
+  mvae_tf/pretrained/NAME/model_b64.tflite  the same at batch 64 (for batches of 15 or more)
+  mvae_tf/pretrained/NAME/config.json       config name, hparams, depths, how outputs become
+                                            notes, training step, corpus, evaluation, status
+  mvae_tf/pretrained/NAME/attributes.npz    attribute vectors (mvae_tf.attributes), optional
 
-Reading one needs numpy only (mvae_tf.inference runs it); writing one from a
-Keras model imports TensorFlow (scripts/package_pretrained.py).
+Reading one for generation needs LiteRT and numpy only; writing one from a Keras
+model imports TensorFlow (scripts/package_pretrained.py, which exports the .tflite
+files with `mvae export`).
 """
 
 import json
@@ -53,7 +58,7 @@ def is_pretrained_dir(path):
       os.path.isfile(os.path.join(path, INFO_FILE))
 
 
-def _remedy(path):
+def remedy(path):
   """What to do about a damaged packaged model at `path`."""
   if os.path.dirname(os.path.abspath(path)) == HERE:
     return 'reinstall mvae_tf'  # a shipped model
@@ -72,13 +77,13 @@ def read_info(path):
   try:
     info = json.loads(text.decode('utf-8'))
   except UnicodeDecodeError:
-    raise ValueError('%s is damaged (not UTF-8 text); %s' % (file, _remedy(path))) from None
+    raise ValueError('%s is damaged (not UTF-8 text); %s' % (file, remedy(path))) from None
   except json.JSONDecodeError as e:
     raise ValueError('%s is truncated or damaged (not valid JSON: %s at line %d); %s' % (
-        file, e.msg.lower(), e.lineno, _remedy(path))) from None
+        file, e.msg.lower(), e.lineno, remedy(path))) from None
   if not isinstance(info, dict):
     raise ValueError('%s is damaged (a JSON %s, not an object); %s' % (
-        file, type(info).__name__, _remedy(path)))
+        file, type(info).__name__, remedy(path)))
   if info.get('format') != FORMAT:
     raise ValueError('%s: not a %s directory (format %r)' % (path, FORMAT, info.get('format')))
   from mvae_tf import configs
@@ -86,11 +91,11 @@ def read_info(path):
     configs.get_config(info.get('config'))
   except (ValueError, TypeError) as e:
     raise ValueError('%s: %s' % (file, e)) from None
-  from mvae_tf.inference import expected_shapes
+  from mvae_tf.weights import expected_shapes
   try:
     expected_shapes(info)
   except ValueError as e:
-    raise ValueError('%s: %s; %s' % (file, e, _remedy(path))) from None
+    raise ValueError('%s: %s; %s' % (file, e, remedy(path))) from None
   return info
 
 
@@ -116,13 +121,13 @@ def read_weights(path, info=None):
   except _DAMAGED_NPZ as e:
     detail = str(e).split('\n')[0].split('. ')[0] or type(e).__name__
     raise ValueError('%s is truncated or damaged (%s); %s' % (
-        file, detail, _remedy(path))) from None
-  from mvae_tf.inference import check_weights
+        file, detail, remedy(path))) from None
+  from mvae_tf.weights import check_weights
   info = read_info(path) if info is None else info
   try:
     check_weights(weights, info, file)
   except ValueError as e:  # a missing weight (WeightError) or one of another shape
-    raise ValueError('%s; %s' % (e, _remedy(path))) from None
+    raise ValueError('%s; %s' % (e, remedy(path))) from None
   for name, value in weights.items():
     if not np.isfinite(value).all():
       raise ValueError('%s: weight %s holds NaN or infinite values; the model is damaged: '
@@ -191,7 +196,7 @@ def model_info(model, **extra):
 
 def keras_model(weights, info):
   """A MusicVAE (TensorFlow) with these weights, for the TF backend."""
-  from mvae_tf.inference import assign_keras_weights
+  from mvae_tf.weights import assign_keras_weights
   from mvae_tf.model.vae import MusicVAE
   model = MusicVAE(info['hparams'], info['decoder_type'], info['input_depth'],
                    info['output_depths'], info.get('control_depth', 0),
