@@ -9,22 +9,20 @@ until the next onset or note off; drums one step per hit, the first pitch of
 each drum class, channel 10; trio bass on program 33.
 
 `data` is the decoding block of a model's config.json
-(mvae_tf.pretrained.decoding_info).
+(mvae_tf.pretrained.decoding_info). Note, melody_notes, drum_notes and
+notes_from_indices live in edge_demo.music (numpy only), which a device runs
+without mvae_tf; they are re-exported here.
 """
 
-import collections
 import errno
 import os
 import shutil
 import subprocess
 
-import numpy as np
-
 from mvae_tf import atomic
-
-# Start and end in steps.
-Note = collections.namedtuple('Note', ['pitch', 'start', 'end', 'is_drum', 'program',
-                                       'instrument'])
+# One copy of the token -> note rules, shared with the TF-free edge_demo (numpy only).
+from edge_demo.music import (Note, drum_notes, melody_notes,  # noqa: F401
+                             notes_from_indices)
 
 DRUM_CLASS_NAMES = ('kick', 'snare', 'closed hi-hat', 'open hi-hat', 'low tom', 'mid tom',
                     'high tom', 'crash', 'ride')
@@ -43,51 +41,6 @@ WAV_INSTALL_HINT = (
     '--wav needs the fluidsynth program and a General MIDI soundfont. On Debian/Ubuntu: '
     'sudo apt-get install fluidsynth fluid-soundfont-gm (macOS: brew install fluid-synth, '
     'then set MVAE_SOUNDFONT=/path/to/soundfont.sf2)')
-
-
-def melody_notes(classes, min_pitch=21, num_special_events=2, program=0, instrument=0):
-  """Notes of one melody part: class indices [T]."""
-  notes, current = [], None
-  for t, c in enumerate(np.asarray(classes).tolist()):
-    if c == 0 or (c < num_special_events and current is None):
-      continue
-    if current is not None:
-      notes.append(Note(current[0], current[1], t, False, program, instrument))
-      current = None
-    if c >= num_special_events:
-      current = (min_pitch + c - num_special_events, t)
-  if current is not None:
-    notes.append(Note(current[0], current[1], len(classes), False, program, instrument))
-  return notes
-
-
-def drum_notes(labels, drum_pitches):
-  """Notes of one drum part: 512-way labels [T] (bit k = drum class k)."""
-  notes = []
-  for t, label in enumerate(np.asarray(labels).tolist()):
-    for k, pitch in enumerate(drum_pitches):
-      if label >> k & 1:
-        notes.append(Note(pitch, t, t + 1, True, 0, 9))
-  return notes
-
-
-def notes_from_indices(indices, data):
-  """Notes of one decoded sequence: class indices [T, P] (or [T])."""
-  indices = np.asarray(indices)
-  if indices.ndim == 1:
-    indices = indices[:, None]
-  melody = dict(min_pitch=data.get('min_pitch', 21),
-                num_special_events=data.get('num_special_events', 2))
-  if data['kind'] == 'melody':
-    return melody_notes(indices[:, 0], **melody)
-  if data['kind'] == 'drums':
-    return drum_notes(indices[:, 0], data['drum_pitches'])
-  if data['kind'] == 'trio':
-    return (melody_notes(indices[:, 0], **melody)
-            + melody_notes(indices[:, 1], program=data['bass_program'], instrument=1,
-                           **melody)
-            + drum_notes(indices[:, 2], data['drum_pitches']))
-  raise ValueError('unknown kind %r' % data['kind'])
 
 
 def seconds_per_step(data):
