@@ -14,7 +14,9 @@ For the given --model (any exported model: 2-bar, 16-bar hierarchical, trio):
                  from its start to its MIDI file written (the file's mtime;
                  the kernel stamps files with a clock of a few ms) and to its
                  exit; the median of --cold_runs runs
-  peak RSS       of that process (its own rusage, from wait4), and of this one
+  peak RSS       of that process (its own VmHWM, which it writes when asked by
+                 $EDGE_DEMO_PEAK_RSS_FILE; rusage would include the peak of this
+                 process, which forked it), and of this one
 
 A small table, or JSON with --json.
 """
@@ -30,6 +32,7 @@ import time
 
 import numpy as np
 
+from edge_demo.cli import PEAK_RSS_ENV
 from edge_demo.errors import EdgeError
 
 
@@ -113,6 +116,8 @@ def cold_start(model_path, num_threads=None, edgetpu=False, runs=3, timeout=120)
         cmd += ['--numThreads', str(num_threads)]
       if edgetpu:
         cmd.append('--edgetpu')
+      rss_file = os.path.join(work, 'peak_rss_kb')
+      env[PEAK_RSS_ENV] = rss_file
       with open(os.path.join(work, 'log'), 'w+b') as log:
         start_ns = time.time_ns()
         start = time.perf_counter()
@@ -142,7 +147,11 @@ def cold_start(model_path, num_threads=None, edgetpu=False, runs=3, timeout=120)
         break
       first.append(max(0.0, min(exit_s, (midi[0] - start_ns) / 1e9)))
       exits.append(exit_s)
-      rss.append(_maxrss_mb(usage.ru_maxrss))
+      try:  # the child's own VmHWM; wait4's ru_maxrss includes this process's peak
+        with open(rss_file) as f:
+          rss.append(int(f.read()) / 1024.0)
+      except (OSError, ValueError):
+        rss.append(_maxrss_mb(usage.ru_maxrss))
     finally:
       shutil.rmtree(work, ignore_errors=True)
   return dict(runs=len(exits),

@@ -490,3 +490,24 @@ def main(argv=None):
   except KeyboardInterrupt:
     sys.stderr.write('%s %s: interrupted\n' % (PROG, args.command))
     return 130
+  finally:
+    _report_peak_rss()
+
+
+PEAK_RSS_ENV = 'EDGE_DEMO_PEAK_RSS_FILE'
+
+
+def _report_peak_rss():
+  """With $EDGE_DEMO_PEAK_RSS_FILE set (by `bench`), write this process's peak RSS there
+  in kB: VmHWM, which starts afresh at exec, unlike the rusage a parent reads, which
+  carries over the peak of the process that forked it."""
+  path = os.environ.get(PEAK_RSS_ENV)
+  if not path:
+    return
+  try:
+    with open('/proc/self/status') as f:
+      peak = next(line.split()[1] for line in f if line.startswith('VmHWM'))
+    with open(path, 'w') as f:
+      f.write(peak)
+  except (OSError, StopIteration):
+    pass
