@@ -201,20 +201,10 @@ def decode(model, z, temperature, noise):
   return tokens
 
 
-def slerp(a, b, t):
-  """Spherical interpolation between vectors a and b at t in [0, 1] (lerp when parallel);
-  mvae_tf.model.trained_model.slerp."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
-  omega = np.arccos(np.clip(cos, -1.0, 1.0))
-  if np.sin(omega) < 1e-6:
-    return (1 - t) * a + t * b
-  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-
-
 def interpolate_latents(a, b, num_steps):
   """[num_steps, z] from a to b by slerp, both included (mvae_tf's interpolate_latents)."""
   a, b = np.asarray(a, np.float32).reshape(-1), np.asarray(b, np.float32).reshape(-1)
+  from edge_demo.music import slerp
   z = np.asarray([slerp(a, b, t) for t in np.linspace(0.0, 1.0, num_steps)], np.float32)
   z[0], z[-1] = a, b
   return z

@@ -53,6 +53,18 @@ Window = collections.namedtuple('Window', ['inputs', 'length', 'first_bar', 'las
 
 # The nine drum classes of mvae_tf.data.converters (the reference's) and the MIDI
 # pitches mapped to each; the first pitch of a class is the one written back.
+# General MIDI soundfonts where distributions install them (fluidsynth needs one).
+SOUNDFONTS = (
+    '/usr/share/sounds/sf2/FluidR3_GM.sf2',
+    '/usr/share/sounds/sf2/default-GM.sf2',
+    '/usr/share/sounds/sf3/default-GM.sf3',
+    '/usr/share/sounds/sf3/FluidR3_GM.sf3',
+    '/usr/share/soundfonts/default.sf2',
+    '/usr/share/soundfonts/FluidR3_GM.sf2',
+    '/usr/local/share/soundfonts/default.sf2',
+    '/opt/homebrew/share/soundfonts/default.sf2',
+)
+
 DRUM_PITCH_CLASSES = (
     (36, 35),  # kick
     (38, 27, 28, 31, 32, 33, 34, 37, 39, 40, 56, 65, 66, 75, 85),  # snare
@@ -842,6 +854,17 @@ def format_bars(bars):
     else:
       runs.append([b, b])
   return ', '.join('%d' % a if a == b else '%d-%d' % (a, b) for a, b in runs)
+
+
+def slerp(a, b, t):
+  """Spherical interpolation between vectors a and b at t in [0, 1] (lerp when parallel);
+  float64. One copy for edge_demo and mvae_tf (interpolate, the musicbox's walk)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+  omega = np.arccos(np.clip(cos, -1.0, 1.0))
+  if np.sin(omega) < 1e-6:
+    return (1 - t) * a + t * b
+  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
 def windows(score, rep, bar=None, input_depth=None, renotate=True):

@@ -50,6 +50,7 @@ import time
 import numpy as np
 
 from edge_demo.errors import EdgeError
+from edge_demo.music import SOUNDFONTS, slerp
 
 TICKS_PER_BEAT = 480
 SPIN_S = 0.0015  # sleep until this close to an event, then spin
@@ -59,33 +60,10 @@ DRUM_CHANNEL = 9
 RTMIDI_INSTALL = 'pip install python-rtmidi'
 FLUIDSYNTH_INSTALL = ('sudo apt-get install fluidsynth fluid-soundfont-gm '
                       '(macOS: brew install fluid-synth)')
-SOUNDFONTS = (
-    '/usr/share/sounds/sf2/FluidR3_GM.sf2',
-    '/usr/share/sounds/sf2/default-GM.sf2',
-    '/usr/share/sounds/sf3/default-GM.sf3',
-    '/usr/share/sounds/sf3/FluidR3_GM.sf3',
-    '/usr/share/soundfonts/default.sf2',
-    '/usr/share/soundfonts/FluidR3_GM.sf2',
-    '/usr/local/share/soundfonts/default.sf2',
-    '/opt/homebrew/share/soundfonts/default.sf2',
-)
 
 
 # ----------------------------------------------------------------------------
 # The latent walk and the generator thread.
-
-def slerp(p0, p1, t):
-  """Spherical interpolation from p0 (t = 0) to p1 (t = 1); linear when nearly parallel."""
-  p0, p1 = np.asarray(p0, np.float64), np.asarray(p1, np.float64)
-  n0, n1 = np.linalg.norm(p0), np.linalg.norm(p1)
-  if n0 == 0 or n1 == 0:
-    return ((1 - t) * p0 + t * p1).astype(np.float32)
-  omega = math.acos(float(np.clip(np.dot(p0 / n0, p1 / n1), -1.0, 1.0)))
-  so = math.sin(omega)
-  if so < 1e-6:
-    return ((1 - t) * p0 + t * p1).astype(np.float32)
-  return (math.sin((1 - t) * omega) / so * p0 + math.sin(t * omega) / so * p1).astype(np.float32)
-
 
 class LatentWalk:
   """Latents of the walk: `steps_between` per leg from one prior point to the next."""
@@ -100,7 +78,7 @@ class LatentWalk:
 
   def next(self):
     """(z [z_size] float32, leg, k): the next latent, on leg `leg` at k / steps_between."""
-    z = slerp(self.a, self.b, self.k / self.steps_between)
+    z = slerp(self.a, self.b, self.k / self.steps_between).astype(np.float32)
     out = (z, self.leg, self.k)
     self.k += 1
     if self.k == self.steps_between:

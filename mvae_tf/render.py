@@ -21,22 +21,12 @@ import subprocess
 
 from mvae_tf import atomic
 # One copy of the token -> note rules, shared with the TF-free edge_demo (numpy only).
-from edge_demo.music import (Note, drum_notes, melody_notes,  # noqa: F401
+from edge_demo.music import (SOUNDFONTS, Note, drum_notes, melody_notes,  # noqa: F401
                              notes_from_indices)
 
 DRUM_CLASS_NAMES = ('kick', 'snare', 'closed hi-hat', 'open hi-hat', 'low tom', 'mid tom',
                     'high tom', 'crash', 'ride')
 
-SOUNDFONTS = (
-    '/usr/share/sounds/sf2/FluidR3_GM.sf2',
-    '/usr/share/sounds/sf2/default-GM.sf2',
-    '/usr/share/sounds/sf3/default-GM.sf3',
-    '/usr/share/sounds/sf3/FluidR3_GM.sf3',
-    '/usr/share/soundfonts/default.sf2',
-    '/usr/share/soundfonts/FluidR3_GM.sf2',
-    '/usr/local/share/soundfonts/default.sf2',
-    '/opt/homebrew/share/soundfonts/default.sf2',
-)
 WAV_INSTALL_HINT = (
     '--wav needs the fluidsynth program and a General MIDI soundfont. On Debian/Ubuntu: '
     'sudo apt-get install fluidsynth fluid-soundfont-gm (macOS: brew install fluid-synth, '

@@ -33,6 +33,9 @@ import numpy as np
 from note_seq import chords_lib, sequences_lib
 from note_seq.protobuf import music_pb2
 
+# The nine drum classes and the MIDI pitches mapped to each (the first pitch of a class
+# is the one written back): one copy, in the TF-free edge_demo.
+from edge_demo.music import DRUM_PITCH_CLASSES
 from mvae_tf.data import extract
 
 PIANO_MIN_PITCH = 21
@@ -45,19 +48,6 @@ MAX_INSTRUMENT_NUMBER = 127
 OUTPUT_VELOCITY = 80
 OUTPUT_QPM = 120.0
 
-# The nine drum classes and the MIDI pitches mapped to each; the first pitch
-# of a class is the one written back.
-DRUM_PITCH_CLASSES = (
-    (36, 35),  # kick
-    (38, 27, 28, 31, 32, 33, 34, 37, 39, 40, 56, 65, 66, 75, 85),  # snare
-    (42, 44, 54, 68, 69, 70, 71, 73, 78, 80, 22),  # closed hi-hat
-    (46, 67, 72, 74, 79, 81, 26),  # open hi-hat
-    (45, 29, 41, 43, 61, 64, 84),  # low tom
-    (48, 47, 60, 63, 77, 86, 87),  # mid tom
-    (50, 30, 62, 76, 83),  # high tom
-    (49, 52, 55, 57, 58),  # crash
-    (51, 53, 59, 82),  # ride
-)
 
 _QUANTIZE_ERRORS = (
     sequences_lib.BadTimeSignatureError,

@@ -29,6 +29,7 @@ import os
 
 import numpy as np
 
+from edge_demo.music import format_bars, slerp  # noqa: F401  (one copy, TF-free)
 from mvae_tf import atomic, pretrained
 from mvae_tf.resolve import MODEL_FILE  # noqa: F401 (re-exported)
 
@@ -95,17 +96,6 @@ class BarError(EncodeError):
     self.bar, self.total_bars, self.usable_bars = bar, total_bars, list(usable_bars)
 
 
-def format_bars(bars):
-  """[1, 2, 3, 5, 8, 9] -> '1-3, 5, 8-9'."""
-  runs = []
-  for b in bars:
-    if runs and b == runs[-1][1] + 1:
-      runs[-1][1] = b
-    else:
-      runs.append([b, b])
-  return ', '.join('%d' % a if a == b else '%d-%d' % (a, b) for a, b in runs)
-
-
 # --- Latent arithmetic (numpy; shared with `mvae generate`). ---
 
 def _rng(seed, stream):
@@ -115,16 +105,6 @@ def _rng(seed, stream):
 def random_latents(n, z_size, seed=None):
   """n draws of the prior N(0, I): [n, z_size] float32."""
   return _rng(seed, 1).standard_normal((n, z_size)).astype(np.float32)
-
-
-def slerp(a, b, t):
-  """Spherical interpolation between vectors a and b at t in [0, 1] (lerp when parallel)."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
-  omega = np.arccos(np.clip(cos, -1.0, 1.0))
-  if np.sin(omega) < 1e-6:
-    return (1 - t) * a + t * b
-  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
 def interpolate_latents(a, b, num_steps, method='slerp'):
