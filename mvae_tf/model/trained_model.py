@@ -229,7 +229,7 @@ class LiteRTModel:
   """
 
   # Rows from which one call of the batch-64 graph beats that many batch-1 calls
-  # (18.6 ms against 1.3 ms a row here; BUILD_NOTES.md, issue 12).
+  # (18.3 ms against 1.31 ms a row here; BUILD_NOTES.md, issue 12).
   BATCH_FILE_FROM = 15
 
   def __init__(self, directory, info, num_threads=None):
