@@ -72,21 +72,24 @@ class Config:
     return converter.input_depth, parts, converter.control_depth, converter.steps_per_bar
 
 
-def _spec(kind, transpose=True, **options):
+def _spec(kind, transpose=None, **options):
+  """transpose: the training augmentation's range of semitones, or None (none)."""
   return DataSpec(kind, types.MappingProxyType(options),
-                  TRANSPOSE_RANGE if transpose else None)
+                  tuple(transpose) if transpose else None)
 
 
-def _melody(slice_bars, **options):
-  return _spec('melody', max_bars=100, slice_bars=slice_bars, gap_bars=1.0,
+def _melody(slice_bars, transpose=None, **options):
+  return _spec('melody', transpose, max_bars=100, slice_bars=slice_bars, gap_bars=1.0,
                skip_polyphony=False, **options)
 
 
 def _drums(slice_bars):
-  return _spec('drums', transpose=False, max_bars=100, slice_bars=slice_bars,
-               gap_bars=1.0, roll_input=True)
+  return _spec('drums', max_bars=100, slice_bars=slice_bars, gap_bars=1.0, roll_input=True)
 
 
+# As the original's configs: its 16-bar melody and trio configs and the drums have no
+# augmenter; the 2-bar melody ones transpose by -5..+5 and the chord-conditioned one by
+# -3..+3 (keeping every program).
 _TRIO = _spec('trio', slice_bars=16, gap_bars=2, max_bars=1024)
 
 def _hp(max_seq_len, z, enc, dec, free_bits=0, max_beta=1.0, beta_rate=0.0,
@@ -99,7 +102,7 @@ def _hp(max_seq_len, z, enc, dec, free_bits=0, max_beta=1.0, beta_rate=0.0,
                  beta_rate=beta_rate, batch_size=batch_size, **schedule, **other)
 
 
-_MEL2 = _melody(2, valid_programs=MEL_PROGRAMS)
+_MEL2 = _melody(2, TRANSPOSE_RANGE, valid_programs=MEL_PROGRAMS)
 _BIG16 = dict(z=512, enc=[2048, 2048])
 
 CONFIGS = {c.name: c for c in [
@@ -109,7 +112,7 @@ CONFIGS = {c.name: c for c in [
     Config('cat-mel_2bar_big', '2-bar melody, flat decoder (big)', _MEL2, 32,
            _hp(32, 512, [2048], [2048, 2048, 2048], 0, 0.5, 0.99999, sampling=1000)),
     Config('cat-mel_2bar_med_chords', '2-bar melody conditioned on chords',
-           _melody(2, valid_programs=MEL_PROGRAMS, chord_encoding='triad'), 32,
+           _melody(2, (-3, 3), chord_encoding='triad'), 32,
            _hp(32, 256, [1024], [512, 512, 512], 0, 1.0, 0.0)),
     Config('cat-drums_2bar_small', '2-bar drums, flat decoder', _drums(2), 32,
            _hp(32, 256, [512], [256, 256], 48, 0.2, 0.0, sampling=1000)),
@@ -135,14 +138,16 @@ CONFIGS = {c.name: c for c in [
     Config('cat-drums_2bar_cpu', '2-bar drums, flat decoder sized for CPU training',
            _drums(2), 32,
            _hp(32, 64, [256], [128, 128], 48, 0.2, 0.0, sampling=1000, batch_size=64)),
+    # Unlike the reference's 16-bar configs, it transposes by -5..+5 in training: our
+    # corpora are small (the folk tunes), and augmentation multiplies their windows.
     Config('hierdec-mel_16bar_cpu', '16-bar melody, hierarchical decoder sized for CPU',
-           _melody(16), 256,
+           _melody(16, TRANSPOSE_RANGE), 256,
            _hp(256, 64, [128], [128, 128], 64, 0.2, 0.0, batch_size=32), 'hierarchical'),
     # Tiny models for tests: every family, seconds to build and run.
     Config('tiny-mel_2bar', 'test-sized 2-bar melody model', _MEL2, 32,
            _hp(32, 8, [16], [16, 16], 0, 0.2, 0.99, sampling=1000, batch_size=8)),
     Config('tiny-mel_2bar_chords', 'test-sized 2-bar melody model with chords',
-           _melody(2, valid_programs=MEL_PROGRAMS, chord_encoding='triad'), 32,
+           _melody(2, (-3, 3), valid_programs=MEL_PROGRAMS, chord_encoding='triad'), 32,
            _hp(32, 8, [16], [16, 16], batch_size=8)),
     Config('tiny-drums_2bar', 'test-sized 2-bar drums model', _drums(2), 32,
            _hp(32, 8, [16], [16, 16], 4, 0.2, batch_size=8)),

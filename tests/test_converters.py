@@ -204,3 +204,40 @@ def test_a_note_that_ends_before_it_starts_is_a_reason_not_a_crash(config_name):
   tensors = configs.get_config(config_name).make_converter('eval').to_tensors(ns)
   assert len(tensors) == 0
   assert tensors.skipped == ['1 note ends before it starts (damaged data)']
+
+
+# The original's configs (magenta/models/music_vae/configs.py): note_sequence_augmenter and
+# the melody converter's valid_programs.
+ORIGINAL_AUGMENTATION = {
+    'cat-mel_2bar_small': ((-5, 5), True), 'cat-mel_2bar_big': ((-5, 5), True),
+    'cat-mel_2bar_med_chords': ((-3, 3), False), 'cat-drums_2bar_small': (None, False),
+    'flat-mel_16bar': (None, False), 'hierdec-mel_16bar': (None, False),
+    'flat-drums_16bar': (None, False), 'hierdec-drums_16bar': (None, False),
+    'flat-trio_16bar': (None, False), 'hierdec-trio_16bar': (None, False),
+}
+
+
+@pytest.mark.parametrize('name', sorted(ORIGINAL_AUGMENTATION))
+def test_augmentation_and_programs_are_the_originals(name):
+  data = configs.get_config(name).data
+  transpose, melody_programs_only = ORIGINAL_AUGMENTATION[name]
+  assert data.transpose_range == transpose
+  assert ('valid_programs' in data.options) == melody_programs_only
+
+
+def test_transposing_moves_the_chord_symbols_with_the_notes():
+  ns = make_sequence([(60 + 4 * (i % 2), i * 0.5, i * 0.5 + 0.5) for i in range(8)])
+  for time, text in ((0.0, 'C'), (1.0, 'Am7'), (3.5, note_seq.NO_CHORD)):
+    ns.text_annotations.add(time=time, text=text,
+                            annotation_type=note_seq.NoteSequence.TextAnnotation.CHORD_SYMBOL)
+  up = converters.transpose(ns, 2)
+  assert [n.pitch for n in up.notes] == [62, 66] * 4
+  assert [a.text for a in up.text_annotations] == ['D', 'Bm7', note_seq.NO_CHORD]
+  assert [a.text for a in ns.text_annotations] == ['C', 'Am7', note_seq.NO_CHORD]  # a copy
+  chords = configs.get_config('cat-mel_2bar_med_chords').make_converter('eval')
+  a, b = chords.to_tensors(ns), chords.to_tensors(up)
+  assert len(a) == len(b) == 1  # the controls follow the transposition: chord classes move
+  triads = note_seq.TriadChordOneHotEncoding()
+  for controls, first, second in ((a.controls[0], 'C', 'Am'), (b.controls[0], 'D', 'Bm')):
+    assert controls[0].argmax() == triads.encode_event(first)  # step 0: the first chord
+    assert controls[8].argmax() == triads.encode_event(second)  # 1 s = 2 quarters = 8 steps

@@ -110,7 +110,9 @@ def extract_instrument(note_sequence, instrument):
 
 def transpose(note_sequence, amount, min_pitch=PIANO_MIN_PITCH,
               max_pitch=PIANO_MAX_PITCH):
-  """Transposes the pitched notes by `amount`, dropping those out of range."""
+  """Transposes the pitched notes by `amount`, dropping those out of range, and the key
+  and chord symbols with them (as the original's NoteSequenceAugmenter does: a chord
+  left behind would condition the model on the wrong harmony)."""
   ns = music_pb2.NoteSequence()
   ns.CopyFrom(note_sequence)
   if amount == 0:
@@ -126,6 +128,14 @@ def transpose(note_sequence, amount, min_pitch=PIANO_MIN_PITCH,
   ns.notes.extend(kept)
   for key in ns.key_signatures:
     key.key = (key.key + amount) % 12
+  chord = music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL
+  for annotation in ns.text_annotations:
+    if annotation.annotation_type == chord and annotation.text != note_seq.NO_CHORD:
+      try:
+        annotation.text = chords_lib.chord_symbols_lib.transpose_chord_symbol(
+            annotation.text, amount)
+      except chords_lib.chord_symbols_lib.ChordSymbolError:
+        pass  # not a chord it can read: the converter says so when it encodes it
   return ns
 
 
