@@ -317,6 +317,9 @@ def test_hand_written_decoder_backward_matches_autodiff(decoder_kind, sampling_p
   controls = tf.constant(rng.random((3, steps, 2)) < 0.5) if decoder_kind == 'flat' else None
   weights = tf.constant(rng.normal(size=(3, steps, depth)).astype(np.float32))
   decoder.teacher_forced(inputs, z, controls)  # build
+  for v in decoder.trainable_variables:  # N(0, 0.001) at init: make z's gradients sizeable
+    if 'initial' in v.name and 'kernel' in v.name:
+      v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
 
   def logits_and_grads(hand_written):
     monkeypatch.setattr(lstm, 'HAND_WRITTEN_DECODER_BACKWARD', hand_written)
@@ -336,3 +339,31 @@ def test_hand_written_decoder_backward_matches_autodiff(decoder_kind, sampling_p
     g, e = tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(e).numpy()
     assert np.abs(e).max() > 1e-3
     np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['tiny-mel_2bar', 'hierdec-mel_16bar_cpu'])
+def test_initialisation_and_adam_are_the_originals(name):
+  """The z-to-initial-state kernels are N(0, 0.001) and Adam's epsilon is 1e-8, as in the
+  original (initial_cell_state_from_embedding; tf.train.AdamOptimizer)."""
+  from mvae_tf.model.vae import MusicVAE, make_optimizer
+  from mvae_tf.runs import _named_weights
+  model = MusicVAE.from_config_name(name)
+  kernels = {k: v.numpy() for k, v in _named_weights(model)
+             if k.endswith(('initial_state_kernel', 'conductor_initial_kernel'))}
+  assert kernels
+  for k, v in kernels.items():
+    assert 0.0005 < v.std() < 0.002, (k, v.std())
+  assert make_optimizer(model.hparams).epsilon == 1e-8
+  # Each weight draws its own values (an unseeded initializer reused repeats them).
+  weights = {k: v.numpy() for k, v in _named_weights(model)}
+  assert not np.array_equal(weights['encoder/mu_kernel'], weights['encoder/sigma_kernel'])
+
+
+def test_the_core_decoders_start_from_different_weights():
+  from mvae_tf.model.vae import MusicVAE
+  from mvae_tf.runs import _named_weights
+  weights = {k: v.numpy() for k, v in _named_weights(
+      MusicVAE.from_config_name('tiny-hierdec-trio_16bar'))}
+  kernels = [v for k, v in sorted(weights.items()) if k.endswith('initial_state_kernel')]
+  assert len(kernels) == 3
+  assert not any(np.array_equal(kernels[0], k) for k in kernels[1:])

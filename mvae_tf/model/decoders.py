@@ -74,6 +74,14 @@ def indices_to_onehot(indices, depths):
   return tf.concat([tf.one_hot(indices[..., p], d) for p, d in enumerate(depths)], -1)
 
 
+def z_to_state_init():
+  """The initializer of a kernel from z (or a conductor embedding) to an LSTM's initial
+  state: N(0, 0.001), as the original's initial_cell_state_from_embedding (not Keras'
+  Glorot); a new one per weight (an unseeded Keras initializer called twice repeats its
+  values)."""
+  return keras.initializers.RandomNormal(stddev=0.001)
+
+
 @keras.saving.register_keras_serializable(package='mvae_tf')
 class CategoricalLSTMDecoder(keras.layers.Layer):
   """Flat LSTM decoder over one-hot parts (melody 90, drums 512, trio 90/90/512).
@@ -101,7 +109,7 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
                           self.rnn_sizes, name='lstm')
     if self.z_size:
       self.initial_state_kernel = self.add_weight(
-          shape=(self.z_size, sum(self.cell.state_sizes)), initializer='glorot_uniform',
+          shape=(self.z_size, sum(self.cell.state_sizes)), initializer=z_to_state_init(),
           name='initial_state_kernel')
       self.initial_state_bias = self.add_weight(
           shape=(sum(self.cell.state_sizes),), initializer='zeros', name='initial_state_bias')
@@ -306,7 +314,7 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
     self.output_depth = sum(self.output_depths)
     self.conductor = LSTMStack(1, self.rnn_sizes, name='conductor')
     self.conductor_initial_kernel = self.add_weight(
-        shape=(self.z_size, sum(self.conductor.state_sizes)), initializer='glorot_uniform',
+        shape=(self.z_size, sum(self.conductor.state_sizes)), initializer=z_to_state_init(),
         name='conductor_initial_kernel')
     self.conductor_initial_bias = self.add_weight(
         shape=(sum(self.conductor.state_sizes),), initializer='zeros',

@@ -38,10 +38,14 @@ class BidirectionalLSTMEncoder(keras.layers.Layer):
       self.forward_layers.append(LSTMStack(size, [u], name='fw_%d' % i))
       self.backward_layers.append(LSTMStack(size, [u], name='bw_%d' % i))
       size = 2 * u
-    init = keras.initializers.RandomNormal(stddev=0.001)
-    self.mu_kernel = self.add_weight(shape=(size, self.z_size), initializer=init, name='mu_kernel')
+    # N(0, 0.001), a new initializer each: an unseeded one called twice repeats its values
+    # (mu and sigma started equal).
+    self.mu_kernel = self.add_weight(shape=(size, self.z_size),
+                                     initializer=keras.initializers.RandomNormal(stddev=0.001),
+                                     name='mu_kernel')
     self.mu_bias = self.add_weight(shape=(self.z_size,), initializer='zeros', name='mu_bias')
-    self.sigma_kernel = self.add_weight(shape=(size, self.z_size), initializer=init,
+    self.sigma_kernel = self.add_weight(shape=(size, self.z_size),
+                                        initializer=keras.initializers.RandomNormal(stddev=0.001),
                                         name='sigma_kernel')
     self.sigma_bias = self.add_weight(shape=(self.z_size,), initializer='zeros',
                                       name='sigma_bias')

@@ -111,6 +111,10 @@ class Adam(keras.optimizers.Adam):
     tf.cond(self._apply_ok, update, lambda: tf.constant(False))
 
 
+# tf.train.AdamOptimizer's default, which the original trains with (Keras' is 1e-7).
+ADAM_EPSILON = 1e-8
+
+
 def make_optimizer(hparams, model=None):
   """Adam with the reference's exponential decay (clipping is done in train_step).
 
@@ -118,7 +122,8 @@ def make_optimizer(hparams, model=None):
   (model, optimizer) restores the optimizer state before the first step.
   """
   optimizer = Adam(LearningRate(hparams.learning_rate, hparams.decay_rate,
-                                hparams.min_learning_rate))
+                                hparams.min_learning_rate),
+                   epsilon=ADAM_EPSILON)
   if model is not None:
     optimizer.build(model.trainable_variables)
   return optimizer
