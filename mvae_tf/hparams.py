@@ -23,7 +23,7 @@ class HParams:
   batch_size: int = 512
   grad_clip: float = 1.0
   clip_mode: str = 'global_norm'  # 'global_norm' or 'value'
-  grad_norm_clip_to_zero: float = 10000.0  # a step with a larger gradient norm is skipped
+  grad_norm_clip_to_zero: float = 10000.0  # a larger gradient norm: zero gradients applied
   learning_rate: float = 0.001
   decay_rate: float = 0.9999
   min_learning_rate: float = 0.00001

@@ -329,8 +329,9 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
           if bad >= max_bad_steps:
             raise TrainingError(
                 '%d steps in a row had a non-finite loss or a gradient norm of at least %g '
-                '(last loss %r at step %d); nothing of them was applied or checkpointed. '
-                'Lower the learning rate (--hparams learning_rate=...) or check the data'
+                '(last loss %r at step %d); their gradients were zeroed and they were not '
+                'checkpointed. Lower the learning rate (--hparams learning_rate=...) or check '
+                'the data'
                 % (bad, hp.grad_norm_clip_to_zero, loss, step))
         else:
           bad = 0

@@ -1,5 +1,6 @@
 """The model family at tiny sizes: shapes, the step, hierarchy, objective, training."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -183,14 +184,31 @@ def test_reconstruction_loss_counts_only_real_steps():
   np.testing.assert_allclose(short.numpy()[1], ce[1, :3].sum(), rtol=1e-6)
 
 
-def test_a_step_with_a_huge_gradient_is_skipped():
+def test_a_step_with_a_huge_gradient_applies_zero_gradients_as_the_original():
+  """The original zeroes the gradients and still applies Adam: the step counts, the
+  moments decay, and the weights move by the momentum of earlier steps only."""
   model = MusicVAE.from_config_name('tiny-mel_2bar', 'grad_norm_clip_to_zero=1e-6')
   optimizer = vae_lib.make_optimizer(model.hparams)
   before = [v.numpy() for v in model.trainable_variables]
   metrics = vae_lib.train_step(model, optimizer, make_batch(model), 0)
-  assert bool(metrics['skipped'])
-  for v, b in zip(model.trainable_variables, before):
+  assert bool(metrics['skipped']) and int(optimizer.iterations) == 1
+  for v, b in zip(model.trainable_variables, before):  # no momentum yet: no move
     np.testing.assert_array_equal(v.numpy(), b)
+  # After an ordinary step, a zeroed one moves the weights by Adam's momentum alone.
+  model.hparams = dataclasses.replace(model.hparams, grad_norm_clip_to_zero=1e4)
+  assert not bool(vae_lib.train_step(model, optimizer, make_batch(model), 1)['skipped'])
+  m = {v.path: optimizer._momentums[optimizer._get_variable_index(v)].numpy()
+       for v in model.trainable_variables}
+  after_ok = [v.numpy() for v in model.trainable_variables]
+  model.hparams = dataclasses.replace(model.hparams, grad_norm_clip_to_zero=1e-6)
+  assert bool(vae_lib.train_step(model, optimizer, make_batch(model), 2)['skipped'])
+  assert int(optimizer.iterations) == 3
+  moved = [not np.array_equal(v.numpy(), b) for v, b in zip(model.trainable_variables,
+                                                            after_ok)]
+  assert any(moved)
+  for v in model.trainable_variables:  # the first moment decayed by beta_1, nothing added
+    np.testing.assert_allclose(optimizer._momentums[optimizer._get_variable_index(v)].numpy(),
+                               optimizer.beta_1 * m[v.path], rtol=1e-5, atol=1e-12)
 
 
 @pytest.mark.parametrize('name', ['tiny-mel_2bar', 'tiny-drums_2bar', 'tiny-hierdec-trio_2bar'])

@@ -202,7 +202,8 @@ def test_repeated_bad_steps_stop_without_a_checkpoint(tmp_path, examples):
   with pytest.raises(train.TrainingError, match='3 steps in a row'):
     train.train(CONFIG, run_dir, examples, 50, hparams='grad_norm_clip_to_zero=0.0',
                 checkpoint_every=1, max_bad_steps=3, progress=False)
-  # Step 1 and 2 were skipped (nothing applied) and checkpointed only while finite.
+  # Steps 1 and 2 applied zero gradients (no momentum yet) and were checkpointed only while
+  # the weights were finite.
   assert all(runs.checkpoint_step(p) < 3 for p in runs.list_checkpoints(run_dir))
 
 

@@ -75,40 +75,14 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package='mvae_tf')
 class Adam(keras.optimizers.Adam):
-  """Adam that takes gradients already summed over replicas and can skip a step.
+  """Adam that takes gradients already summed over replicas.
 
-  `apply_if(ok, grads, variables)` applies the update only where the scalar
-  bool `ok` holds (moments and weights unchanged otherwise; `iterations`
-  counts every call, so it is the global step of the schedules). The
-  decision must sit inside the per-variable update: a tf.cond around
-  `apply_gradients` in a replica context is not allowed under
-  MirroredStrategy (merge_call in control flow). Gradients are summed over
-  replicas by `train_step`, which needs the sum for the global norm, so the
-  optimizer must not sum them again.
+  Gradients are summed over replicas by `train_step`, which needs the sum for
+  the global norm, so the optimizer must not sum them again.
   """
-
-  _apply_ok = None
 
   def _all_reduce_sum_gradients(self, grads_and_vars):
     return list(grads_and_vars)
-
-  def apply_if(self, ok, grads, variables):
-    self._apply_ok = ok
-    try:
-      self.apply_gradients(zip(grads, variables))
-    finally:
-      self._apply_ok = None
-
-  def update_step(self, gradient, variable, learning_rate):
-    if self._apply_ok is None:
-      return super().update_step(gradient, variable, learning_rate)
-    parent = super()
-
-    def update():
-      parent.update_step(gradient, variable, learning_rate)
-      return tf.constant(True)
-
-    tf.cond(self._apply_ok, update, lambda: tf.constant(False))
 
 
 # tf.train.AdamOptimizer's default, which the original trains with (Keras' is 1e-7).
@@ -336,8 +310,10 @@ def train_step(model, optimizer, batch, step, seed=None, noise=None):
   gradient is of its mean loss divided by the number of replicas, and the
   gradients are summed over replicas here, so the update is that of the
   global batch's mean loss. They are then clipped (global norm or value,
-  hparams.clip_mode, grad_clip); a step whose global norm is not finite or
-  at least grad_norm_clip_to_zero (1e4) is skipped. `optimizer` is our
+  hparams.clip_mode, grad_clip). A step whose global norm is not finite or
+  at least grad_norm_clip_to_zero (1e4) applies zero gradients, as the
+  original does: Adam still runs (its moments decay, its momentum still moves
+  the weights) and the step counts; `skipped` marks it. `optimizer` is our
   `Adam` (make_optimizer). Wrap in tf.function for speed.
   """
   hp = model.hparams
@@ -358,5 +334,6 @@ def train_step(model, optimizer, batch, step, seed=None, noise=None):
   else:
     grads = [tf.clip_by_value(g, -hp.grad_clip, hp.grad_clip) for g in grads]
   ok = tf.logical_and(tf.math.is_finite(norm), norm < hp.grad_norm_clip_to_zero)
-  optimizer.apply_if(ok, grads, variables)
+  grads = [tf.where(ok, g, tf.zeros_like(g)) for g in grads]  # where: NaNs are not kept
+  optimizer.apply_gradients(zip(grads, variables))
   return dict(metrics, grad_norm=norm, skipped=tf.logical_not(ok))
