@@ -346,12 +346,16 @@ def add_evaluate_parser(subparsers):
                   '(sampled, argmax) reconstructions over the real steps, per part and '
                   "per bar, beside the paper's numbers; also mean-per-class accuracy, "
                   'the reconstruction loss and the KL in bits.')
-  p.add_argument('--config', required=True, help='config name, e.g. hierdec-mel_16bar')
+  p.add_argument('--config', default=None,
+                 help="config name, e.g. hierdec-mel_16bar (default: the model's own)")
   source = p.add_mutually_exclusive_group(required=True)
   source.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
   source.add_argument('--checkpoint', '--checkpoint_file', dest='checkpoint', metavar='PATH',
                       help='any model: a .../checkpoints/ckpt-N prefix, a saved model '
                            'directory, a packaged model directory or a shipped model name')
+  source.add_argument('--preset', metavar='NAME',
+                      help='a model that ships with mvae_tf (folk-mel_2bar, drums_2bar), as '
+                           '`mvae generate --preset`')
   p.add_argument('--examples_path', required=True, metavar='FILE.tfrecord',
                  help='held-out NoteSequences (from `mvae prepare` or `mvae corpus`)')
   p.add_argument('--num_batches', type=int, default=None, metavar='N',
@@ -381,22 +385,27 @@ def run_evaluate(args):
     raise cli.UserError('--num_batches must be positive')
   if args.batch_size is not None and args.batch_size < 1:
     raise cli.UserError('--batch_size must be positive')
-  try:
-    config = configs.get_config(args.config).with_hparams(args.hparams)
-  except ValueError as e:
-    raise cli.UserError(str(e)) from None
+  if args.config:  # a typo costs nothing: checked before the model or the data is read
+    try:
+      configs.get_config(args.config).with_hparams(args.hparams)
+    except ValueError as e:
+      raise cli.UserError(str(e)) from None
   from mvae_tf.data import pipeline
   try:
-    pipeline.check_examples_path(args.examples_path, config.name)
+    pipeline.check_examples_path(args.examples_path, args.config or 'CONFIG')
   except (OSError, ValueError) as e:
     raise cli.UserError(str(e)) from None
   try:
     if args.run_dir:
       model, step = runs.restore_model(run_dir=args.run_dir, config=args.config,
                                        hparams=args.hparams or None)
-    else:  # anything the resolver takes
-      model, _, step, _ = resolve.load_keras(args.checkpoint, config=args.config,
-                                             hparams=args.hparams or None)
+    else:  # anything the resolver takes; --preset as `mvae generate --preset`
+      model, _, step, _ = resolve.load_keras(args.checkpoint or args.preset,
+                                             config=args.config, hparams=args.hparams or None)
+    # The model's own config unless --config names another (which must read the same
+    # windows); its hparams, so that the batch size is the run's.
+    config = configs.get_config(args.config or model.config_name).with_hparams(
+        args.hparams)
     _check_model(model, config)
   except (runs.RunError, ValueError, OSError) as e:
     raise cli.UserError(str(e)) from None
@@ -413,6 +422,6 @@ def run_evaluate(args):
     raise cli.UserError('evaluating on %s failed: %s' % (
         args.examples_path, str(e).split('\n')[0])) from None
   results.update(step=step, examples_path=args.examples_path,
-                 model=args.run_dir or args.checkpoint)
+                 model=args.run_dir or args.checkpoint or args.preset)
   print(json.dumps(results, indent=2) if args.json else format_report(results))
   return 0

@@ -373,3 +373,23 @@ def test_cli_prints_the_report(tiny_model, tmp_path, melody_examples, capsys, mo
   text = capsys.readouterr().out
   assert '(paper 0.986)' in text and '(paper 0.951)' in text
   assert 'at step 1200' in text and '5 windows in 1 batches' in text  # batch_size 8
+
+
+@pytest.mark.parametrize('how', ['--preset', '--checkpoint'])
+def test_evaluate_a_shipped_model_by_name_without_config(how, melody_examples, capsys):
+  """Both --checkpoint folk-mel_2bar and --checkpoint mvae_tf/pretrained/folk-mel_2bar
+  were refused (--config was required); --config now defaults to the model's own."""
+  from mvae_tf import pretrained
+  model = 'folk-mel_2bar' if how == '--preset' else pretrained.preset_dir('folk-mel_2bar')
+  assert _run(how, model, '--examples_path', melody_examples, '--num_batches', '1',
+              '--json') == 0
+  results = json.loads(capsys.readouterr().out)
+  assert results['model'] == model and results['config'] == 'cat-mel_2bar_cpu'
+  assert results['step'] == 20000 and 0.0 <= results['teacher_forced']['accuracy'] <= 1.0
+
+
+def test_evaluate_refuses_a_config_that_reads_other_windows(melody_examples):
+  from mvae_tf import cli
+  with pytest.raises(cli.UserError, match='pass the --config it was trained with'):
+    _run('--preset', 'folk-mel_2bar', '--config', 'cat-drums_2bar_cpu', '--examples_path',
+         melody_examples)
