@@ -65,6 +65,17 @@ SOUNDFONTS = (
     '/opt/homebrew/share/soundfonts/default.sf2',
 )
 
+def find_soundfont(explicit=None):
+  """A General MIDI soundfont: `explicit`, else $MVAE_SOUNDFONT (either must exist:
+  FileNotFoundError naming it), else the first of SOUNDFONTS installed, else None."""
+  for path in (explicit, os.environ.get('MVAE_SOUNDFONT')):
+    if path:
+      if not os.path.isfile(path):
+        raise FileNotFoundError(2, 'no soundfont', path)
+      return path
+  return next((p for p in SOUNDFONTS if os.path.isfile(p)), None)
+
+
 DRUM_PITCH_CLASSES = (
     (36, 35),  # kick
     (38, 27, 28, 31, 32, 33, 34, 37, 39, 40, 56, 65, 66, 75, 85),  # snare

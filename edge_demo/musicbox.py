@@ -50,7 +50,8 @@ import time
 import numpy as np
 
 from edge_demo.errors import EdgeError
-from edge_demo.music import SOUNDFONTS, slerp
+from edge_demo import music
+from edge_demo.music import slerp
 
 TICKS_PER_BEAT = 480
 SPIN_S = 0.0015  # sleep until this close to an event, then spin
@@ -312,13 +313,12 @@ def list_ports():
 
 
 def find_soundfont(explicit=None):
-  """A General MIDI soundfont: `explicit`, else $MVAE_SOUNDFONT, else a usual path."""
-  for path in (explicit, os.environ.get('MVAE_SOUNDFONT')):
-    if path:
-      if not os.path.isfile(path):
-        raise EdgeError('no soundfont at %s' % path)
-      return path
-  return next((p for p in SOUNDFONTS if os.path.isfile(p)), None)
+  """A General MIDI soundfont (edge_demo.music.find_soundfont); a missing one named by
+  --soundfont or $MVAE_SOUNDFONT is an EdgeError."""
+  try:
+    return music.find_soundfont(explicit)
+  except FileNotFoundError as e:
+    raise EdgeError('no soundfont at %s' % e.filename) from None
 
 
 class FluidsynthSink:

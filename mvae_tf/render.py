@@ -21,7 +21,7 @@ import subprocess
 
 from mvae_tf import atomic
 # One copy of the token -> note rules, shared with the TF-free edge_demo (numpy only).
-from edge_demo.music import (SOUNDFONTS, Note, drum_notes, melody_notes,  # noqa: F401
+from edge_demo.music import (Note, drum_notes, melody_notes,  # noqa: F401
                              notes_from_indices)
 
 DRUM_CLASS_NAMES = ('kick', 'snare', 'closed hi-hat', 'open hi-hat', 'low tom', 'mid tom',
@@ -136,11 +136,13 @@ def plot_notes(notes, path, num_steps, data, title=None):
 
 
 def find_soundfont():
-  """A General MIDI soundfont: $MVAE_SOUNDFONT, else a usual install path, else None."""
-  env = os.environ.get('MVAE_SOUNDFONT')
-  if env:
-    return env if os.path.isfile(env) else None
-  return next((p for p in SOUNDFONTS if os.path.isfile(p)), None)
+  """A General MIDI soundfont: $MVAE_SOUNDFONT, else a usual install path, else None
+  (edge_demo.music.find_soundfont; a missing $MVAE_SOUNDFONT is None here)."""
+  from edge_demo import music
+  try:
+    return music.find_soundfont()
+  except FileNotFoundError:
+    return None
 
 
 def wav_renderer():
