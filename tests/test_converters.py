@@ -241,3 +241,37 @@ def test_transposing_moves_the_chord_symbols_with_the_notes():
   for controls, first, second in ((a.controls[0], 'C', 'Am'), (b.controls[0], 'D', 'Bm')):
     assert controls[0].argmax() == triads.encode_event(first)  # step 0: the first chord
     assert controls[8].argmax() == triads.encode_event(second)  # 1 s = 2 quarters = 8 steps
+
+
+def _trio_ending_mid_bar(qpm=120.0):
+  """16 bars of melody, bass and drums (4/4) whose melody's last note ends half way
+  through bar 16, at the piece's end: step 248 of 256."""
+  beat = 60.0 / qpm
+  notes = [(60 + b % 5, b * beat, (b + 0.75) * beat, 0, False, 0) for b in range(61)]
+  notes.append((67, 61 * beat, 62 * beat, 0, False, 0))  # steps 244..248
+  for b in range(0, 60, 2):
+    notes.append((36 + b % 3, b * beat, (b + 2) * beat, 33, False, 1))
+  for b in range(60):
+    notes.append((36 if b % 2 == 0 else 38, b * beat, b * beat + beat / 8, 0, True, 9))
+  return make_sequence(notes, qpm=qpm)
+
+
+@pytest.mark.parametrize('qpm', [120.0, 97.0])
+def test_trio_pads_each_instrument_to_whole_bars_ending_its_last_note(qpm):
+  """The original sets the piece's total time to its whole bars (total_bars *
+  steps_per_bar at tempos[0]) before encoding each instrument, so a melody whose last
+  note ends mid-bar at the piece's end is extended with a note-off at that step
+  (note_seq's Melody.set_length ends a sustained note), not held to the window's end."""
+  ns = _trio_ending_mid_bar(qpm)
+  converter = configs.get_config('hierdec-trio_16bar').make_converter('eval')
+  tensors = converter.to_tensors(ns)
+  assert len(tensors) == 1
+  melody = np.argmax(tensors.outputs[0][:, :90], -1)
+  assert melody[244] == 67 - 21 + 2  # the last note starts at step 244 ...
+  assert melody[248] == 1  # ... and a note-off ends it at 248
+  assert (melody[249:] == 0).all()
+  # Decoded, the last note lasts its own four steps, not eight.
+  decoded = converter.from_tensors(tensors.outputs)[0]
+  last = max((n for n in decoded.notes if n.instrument == 0), key=lambda n: n.start_time)
+  assert last.pitch == 67
+  assert last.end_time - last.start_time == pytest.approx(4 * 60.0 / 120 / 4)

@@ -596,8 +596,13 @@ class TrioConverter(BaseConverter):
                      '32..39 and drums)' % ' or '.join(missing))
       return ConverterTensors()
 
-    # Encode each instrument over the whole piece, padded to its total time.
-    note_sequence.total_time = quantized.total_time
+    # Encode each instrument over the piece's whole bars, as the original does: its total
+    # time becomes total_bars bars at its tempo, so an instrument whose last note ends
+    # before that (even mid-bar, at the piece's end) is extended, and note_seq's
+    # Melody.set_length ends that note with a note-off at its end step.
+    qpm = note_sequence.tempos[0].qpm if note_sequence.tempos else \
+        note_seq.DEFAULT_QUARTERS_PER_MINUTE
+    note_sequence.total_time = total_bars * steps_per_bar * 60.0 / qpm / self.steps_per_quarter
     encoded = {}
     for kind, converter in ((self.MEL, self.melody_converter),
                             (self.BASS, self.melody_converter),
