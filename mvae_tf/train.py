@@ -78,15 +78,22 @@ def _replica_step(model, optimizer, batch, step, seed):
   return metrics
 
 
-def make_train_step(strategy, model, optimizer, seed=0):
-  """A tf.function (distributed batch) -> metrics averaged over replicas."""
+def make_train_step(strategy, model, optimizer, seed=0, mixed_precision=False):
+  """A tf.function (distributed batch) -> metrics averaged over replicas.
+
+  mixed_precision: the LSTM passes' matrix products in bfloat16 (lstm.matmul_dtype);
+  weights, optimizer state and loss stay float32.
+  """
   import tensorflow as tf
-  from mvae_tf.model import vae
+  from mvae_tf.model import lstm, vae
+  dtype = tf.bfloat16 if mixed_precision else tf.float32
 
   def step_on(batch):
     step = tf.convert_to_tensor(optimizer.iterations)
     step_seed = tf.stack([tf.constant(seed, tf.int32), tf.cast(step, tf.int32)])
-    per_replica = strategy.run(_replica_step, args=(model, optimizer, batch, step, step_seed))
+    with lstm.matmul_dtype(dtype):  # read while the step is traced
+      per_replica = strategy.run(_replica_step,
+                                 args=(model, optimizer, batch, step, step_seed))
     metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                for k, v in per_replica.items()}
     metrics['learning_rate'] = vae.learning_rate(model.hparams, step)
@@ -210,8 +217,12 @@ def _evaluate(fn, dataset, step, num_batches):
 
 def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_path=None,
           checkpoint_every=500, keep_checkpoints=5, summary_every=50, eval_batches=8,
-          cpu_replicas=None, seed=0, max_bad_steps=20, progress=True, log=None):
+          cpu_replicas=None, seed=0, max_bad_steps=20, progress=True, log=None,
+          mixed_precision=False):
   """Train `config` in `run_dir` up to global step `num_steps` (resuming if it has checkpoints).
+
+  mixed_precision: bfloat16 matrix products in the LSTM passes, float32 weights and
+  loss (see make_train_step); recorded in run.json, and a run may change it on resume.
 
   Returns a dict: start_step, step, interrupted (signal number or None),
   seconds, steps_per_sec, last metrics.
@@ -222,7 +233,8 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
   config = configs.get_config(config) if isinstance(config, str) else config
   config = config.with_hparams(hparams or '')
   hp = config.hparams
-  info = dict(config=config.name, hparams=hp.to_dict(), hparams_overrides=hparams or '')
+  info = dict(config=config.name, hparams=hp.to_dict(), hparams_overrides=hparams or '',
+              mixed_precision=bool(mixed_precision))
   runs.check_same_run(run_dir, info)
   from mvae_tf.data import pipeline
   pipeline.check_examples_path(examples_path, config.name)
@@ -242,12 +254,12 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
       runs.write_run_info(run_dir, info)
     return _train(config, run_dir, examples_path, num_steps, eval_examples_path,
                   checkpoint_every, keep_checkpoints, summary_every, eval_batches, seed,
-                  max_bad_steps, progress, log, strategy, chief)
+                  max_bad_steps, progress, log, strategy, chief, mixed_precision)
 
 
 def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkpoint_every,
            keep_checkpoints, summary_every, eval_batches, seed, max_bad_steps, progress, log,
-           strategy, chief):
+           strategy, chief, mixed_precision=False):
   import tensorflow as tf
   from mvae_tf import strategy as strategy_lib
   from mvae_tf.data import pipeline
@@ -274,7 +286,7 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
   dataset = strategy.distribute_datasets_from_function(
       _dataset_fn(config, examples_path, hp.batch_size, data_seed))
   iterator = iter(dataset)
-  step_fn = make_train_step(strategy, model, optimizer, seed)
+  step_fn = make_train_step(strategy, model, optimizer, seed, mixed_precision)
   eval_data = None
   if eval_examples_path and chief:
     eval_data = pipeline.get_dataset(config, eval_examples_path, min(hp.batch_size, 64),
@@ -397,6 +409,9 @@ def add_train_parser(subparsers):
   p.add_argument('--max_bad_steps', type=int, default=20, metavar='N',
                  help='stop after N steps in a row with a non-finite loss or huge gradient')
   p.add_argument('--no_progress', action='store_true', help='no progress bar')
+  p.add_argument('--mixed_precision', action='store_true',
+                 help='bfloat16 matrix products in the LSTMs (float32 weights and loss): '
+                      'faster on GPUs and on CPUs with AMX-BF16, not on others')
   p.set_defaults(func=run_train)
   return p
 
@@ -410,7 +425,7 @@ def run_train(args):
                    args.hparams, args.eval_examples_path, args.checkpoint_every,
                    args.keep_checkpoints, args.summary_every, args.eval_batches,
                    args.cpu_replicas, args.seed, args.max_bad_steps,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, mixed_precision=args.mixed_precision)
   except (TrainingError, ValueError, OSError) as e:
     raise cli.UserError(str(e)) from None
   if result['interrupted'] is not None:

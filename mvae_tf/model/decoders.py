@@ -200,6 +200,10 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     num_steps = x.shape[1]
     hand_written = (lstm.HAND_WRITTEN_DECODER_BACKWARD and isinstance(num_steps, int)
                     and num_steps <= lstm.UNROLL_LIMIT)
+    chunked = (lstm.HAND_WRITTEN_DECODER_BACKWARD and isinstance(num_steps, int)
+               and not hand_written and lstm.chunk_length(num_steps))
+    if no_sampling and chunked:
+      return self._decode_stack(x, states, chunked=True)
     if no_sampling and not hand_written:
       logits, _ = scan(lambda t, x_t, s: self.step(x_t, s), x, states)
       return logits
@@ -236,9 +240,15 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
                      (states, tf.zeros([batch, self.output_depth])))
     return logits
 
-  def _decode_stack(self, x, states, choose=None, other=None):
-    """teacher_forced's pass through lstm.decode_stack (hand-written backward)."""
+  def _decode_stack(self, x, states, choose=None, other=None, chunked=False):
+    """teacher_forced's pass through lstm.decode_stack (hand-written backward);
+    `chunked`: through lstm.decode_stack_chunked (long sequences, no sampling)."""
     cell, read = self.cell, tf.convert_to_tensor
+    if chunked:
+      return lstm.decode_stack_chunked(
+          x, states, [read(k) for k in cell.recurrent_kernels],
+          [read(k) for k in cell.kernels[1:]], [read(b) for b in cell.biases[1:]],
+          read(self.output_kernel), read(self.output_bias))
     return lstm.decode_stack(
         x, states, [read(k) for k in cell.recurrent_kernels],
         [read(k) for k in cell.kernels[1:]], [read(b) for b in cell.biases[1:]],

@@ -30,6 +30,42 @@ HAND_WRITTEN_BACKWARD = True
 # sequence use decode_stack's hand-written backward pass (likewise).
 HAND_WRITTEN_DECODER_BACKWARD = True
 
+# The dtype of the matrix products in the hand-written passes above (forward and
+# backward; read when a function is traced). bfloat16 is mixed precision
+# (`mvae train --mixed_precision`): the weights, states, gates, logits, loss and the
+# gradients handed to Adam stay float32; only each product's operands are rounded to
+# bfloat16 (its sums and result are float32). See matmul_dtype().
+MATMUL_DTYPE = tf.float32
+
+
+class matmul_dtype:
+  """`with matmul_dtype(tf.bfloat16): ...` traces the hand-written passes in bfloat16."""
+
+  def __init__(self, dtype):
+    self.dtype = tf.as_dtype(dtype)
+
+  def __enter__(self):
+    global MATMUL_DTYPE
+    self._old, MATMUL_DTYPE = MATMUL_DTYPE, self.dtype
+    return self
+
+  def __exit__(self, *exc):
+    global MATMUL_DTYPE
+    MATMUL_DTYPE = self._old
+
+
+def _low(x):
+  """x in the products' dtype (a weight: once per call, not once per step)."""
+  return x if x.dtype == MATMUL_DTYPE else tf.cast(x, MATMUL_DTYPE)
+
+
+def _mm(a, b, **kwargs):
+  """tf.matmul in MATMUL_DTYPE, the result float32."""
+  if MATMUL_DTYPE == tf.float32 and a.dtype == b.dtype == tf.float32:
+    return tf.matmul(a, b, **kwargs)
+  out = tf.matmul(_low(a), _low(b), **kwargs)
+  return tf.cast(out, tf.float32)
+
 
 def _forget_bias_initializer(units):
   def init(shape, dtype=None):
@@ -139,12 +175,15 @@ class LSTMStack(keras.layers.Layer):
     if hand_written_backward is None:
       hand_written_backward = HAND_WRITTEN_BACKWARD
     if (hand_written_backward and len(self.units) == 1 and isinstance(num_steps, int)
-        and num_steps <= UNROLL_LIMIT):
+        and (num_steps <= UNROLL_LIMIT or chunk_length(num_steps))):
       # The kernel is read here: the custom gradient sees a tensor, not a variable.
-      args = [x_projection, states[0], states[1], tf.convert_to_tensor(self.recurrent_kernels[0])]
-      if lengths is not None:
-        args.append(tf.sequence_mask(lengths, num_steps, tf.float32))
-      outputs, c, h = lstm_layer(*args)
+      kernel = tf.convert_to_tensor(self.recurrent_kernels[0])
+      mask = None if lengths is None else tf.sequence_mask(lengths, num_steps, tf.float32)
+      if num_steps <= UNROLL_LIMIT:
+        outputs, c, h = lstm_layer(*[x_projection, states[0], states[1], kernel]
+                                   + ([mask] if mask is not None else []))
+      else:
+        outputs, c, h = lstm_layer_chunked(x_projection, states[0], states[1], kernel, mask)
       return outputs, (c, h)
 
     def body(t, x_t, states):
@@ -209,7 +248,7 @@ def scan(body, sequence, carry, num_steps=None, output_dtypes=tf.float32, unroll
 
 
 def _cell(x_t, c, h, recurrent_kernel):
-  gates = x_t + tf.matmul(h, recurrent_kernel)
+  gates = x_t + _mm(h, recurrent_kernel)
   gi, gf, gc, go = tf.split(gates, 4, axis=-1)
   i, f, g, o = tf.sigmoid(gi), tf.sigmoid(gf), tf.tanh(gc), tf.sigmoid(go)
   c_new = f * c + i * g
@@ -228,10 +267,11 @@ def lstm_layer(x_projection, c0, h0, recurrent_kernel, mask=None):
   kernel's gradient is one [u, B*T] x [B*T, 4u] product.
   """
   num_steps = x_projection.shape[1]
+  kernel = _low(recurrent_kernel)
   c, h = c0, h0
   outputs, cache = [], []
   for t in range(num_steps):
-    c_new, h_new, gates = _cell(x_projection[:, t], c, h, recurrent_kernel)
+    c_new, h_new, gates = _cell(x_projection[:, t], c, h, kernel)
     cache.append((c, h, gates))
     outputs.append(h_new)
     if mask is not None:
@@ -244,12 +284,57 @@ def lstm_layer(x_projection, c0, h0, recurrent_kernel, mask=None):
         else d_outputs
     d_c = tf.zeros_like(c0) if d_c is None else d_c
     d_h = tf.zeros_like(h0) if d_h is None else d_h
-    d_x, d_c, d_h = _through_time(cache, d_outputs, recurrent_kernel, d_c, d_h, mask)
+    d_x, d_c, d_h = _through_time(cache, d_outputs, kernel, d_c, d_h, mask)
     d_kernel = _weight_gradient([entry[1] for entry in cache], d_x)
     grads = (d_x, d_c, d_h, d_kernel)
     return grads + ((None,) if mask is not None else ())
 
   return (tf.stack(outputs, 1), c, h), grad
+
+
+def chunk_length(num_steps):
+  """The chunk a long sequence is cut into for the hand-written backward passes.
+
+  The largest divisor of `num_steps` that is at most UNROLL_LIMIT and at least a
+  quarter of it (256 steps: 64); None when there is none (then autodiff of a
+  tf.while_loop runs, as before).
+  """
+  for length in range(min(UNROLL_LIMIT, num_steps), max(UNROLL_LIMIT // 4, 2) - 1, -1):
+    if num_steps % length == 0:
+      return length
+  return None
+
+
+def _chunks(x, length):
+  """[B, T, ...] -> [B, T // length, length, ...] (static inner dims kept)."""
+  return tf.reshape(x, [-1, x.shape[1] // length, length] + x.shape[2:].as_list())
+
+
+def _unchunk(x):
+  """[B, n, length, ...] -> [B, n * length, ...]."""
+  return tf.reshape(x, [-1, x.shape[1] * x.shape[2]] + x.shape[3:].as_list())
+
+
+def lstm_layer_chunked(x_projection, c0, h0, recurrent_kernel, mask=None):
+  """lstm_layer over a long sequence: a tf.while_loop over chunks of
+  chunk_length(T) steps, each chunk lstm_layer's unrolled steps and hand-written
+  backward. Why: autodiff of a per-step tf.while_loop (the 16-bar encoder's
+  256 steps) makes its gradient step by step with one small weight product each;
+  unrolling all 256 steps takes minutes to trace. Same results as lstm_layer.
+  """
+  length = chunk_length(x_projection.shape[1])
+  units = h0.shape[-1]
+
+  def body(t, inputs, carry):
+    x_t, m_t = inputs
+    out, c, h = lstm_layer(*[x_t, carry[0], carry[1], recurrent_kernel]
+                           + ([m_t] if m_t is not None else []))
+    return out, (c, h)
+
+  chunks = (_chunks(x_projection, length), None if mask is None else _chunks(mask, length))
+  outputs, (c, h) = scan(body, chunks, (c0, h0), unroll=False,
+                         output_shapes=[x_projection.shape[0], length, units])
+  return _unchunk(outputs), c, h
 
 
 def _through_time(cache, d_outputs, recurrent_kernel, d_c, d_h, mask=None):
@@ -272,7 +357,7 @@ def _through_time(cache, d_outputs, recurrent_kernel, d_c, d_h, mask=None):
     d_gates[t] = tf.concat([d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f),
                             d_c * i * (1 - g * g), d_h * tc * o * (1 - o)], -1)
     d_c = d_c * f
-    d_h = tf.matmul(d_gates[t], recurrent_kernel, transpose_b=True)
+    d_h = _mm(d_gates[t], recurrent_kernel, transpose_b=True)
     if mask is not None:
       d_c, d_h = d_c + pass_c, d_h + pass_h
   return tf.stack(d_gates, 1), d_c, d_h
@@ -281,12 +366,13 @@ def _through_time(cache, d_outputs, recurrent_kernel, d_c, d_h, mask=None):
 def _weight_gradient(step_inputs, d_gates):
   """sum_t step_inputs[t]^T d_gates[:, t] as one product: [B, T, n] x [B, T, m] -> [n, m]."""
   x = tf.stack(step_inputs, 1) if isinstance(step_inputs, (list, tuple)) else step_inputs
-  return tf.matmul(tf.reshape(x, [-1, x.shape[-1]]),
+  return _mm(tf.reshape(x, [-1, x.shape[-1]]),
                    tf.reshape(d_gates, [-1, d_gates.shape[-1]]), transpose_a=True)
 
 
 def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, output_bias,
-                 choose=None, other=None, token_table=None, token_offsets=(0,)):
+                 choose=None, other=None, token_table=None, token_offsets=(0,),
+                 return_states=False):
   """A stack's teacher-forced (or scheduled-sampling) pass with a hand-written backward.
 
   Same result as running LSTMStack.step and the output layer at every step of
@@ -301,6 +387,7 @@ def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, o
 
   `recurrent_kernels` [L], `kernels` and `biases` [L - 1] (layers 1..L-1) and the
   output layer are tensors (read from the variables by the caller).
+  `return_states`: return (logits, final states), the states differentiable too.
   """
   num_layers = len(recurrent_kernels)
   sampling = choose is not None
@@ -316,6 +403,8 @@ def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, o
     bia, rest = rest[:num_layers - 1], rest[num_layers - 1:]
     w_out, b_out = rest[0], rest[1]
     oth, table = (rest[2], rest[3]) if sampling else (None, None)
+    # The products' operands, rounded once per call (mixed precision: MATMUL_DTYPE).
+    rec, ker, w_low = [_low(r) for r in rec], [_low(k) for k in ker], _low(w_out)
     num_steps = x.shape[1]
     cs, hs = list(st[0::2]), list(st[1::2])
     caches = [[] for _ in range(num_layers)]
@@ -332,36 +421,39 @@ def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, o
         picks.append(rows)
       inp = None
       for l in range(num_layers):
-        pre = x_t if l == 0 else tf.matmul(inp, ker[l - 1]) + bia[l - 1]
+        pre = x_t if l == 0 else _mm(inp, ker[l - 1]) + bia[l - 1]
         c_new, h_new, gates = _cell(pre, cs[l], hs[l], rec[l])
         caches[l].append((cs[l], hs[l], gates))
         outputs[l].append(h_new)
         cs[l], hs[l] = c_new, h_new
         inp = h_new
-      previous = tf.matmul(inp, w_out) + b_out
+      previous = _mm(inp, w_low) + b_out
       logits.append(previous)
 
-    def grad(d_logits):
+    def grad(d_logits, *d_final):
+      if d_logits is None:
+        d_logits = tf.zeros_like(tf.stack(logits, 1))
       top = tf.stack(outputs[-1], 1)
       units = top.shape[-1]
       d_w_out = _weight_gradient(top, d_logits)
       d_b_out = tf.reduce_sum(d_logits, [0, 1])
-      d_out = tf.reshape(tf.matmul(tf.reshape(d_logits, [-1, d_logits.shape[-1]]), w_out,
+      d_out = tf.reshape(_mm(tf.reshape(d_logits, [-1, d_logits.shape[-1]]), w_low,
                                    transpose_b=True), [-1, num_steps, units])
       d_states = [None] * (2 * num_layers)
       d_rec, d_ker, d_bia = [None] * num_layers, [None] * (num_layers - 1), \
           [None] * (num_layers - 1)
       d_x = None
       for l in reversed(range(num_layers)):
-        zeros = tf.zeros_like(st[2 * l])
+        final = [d_final[i] if i < len(d_final) and d_final[i] is not None
+                 else tf.zeros_like(st[i]) for i in (2 * l, 2 * l + 1)]
         d_gates, d_states[2 * l], d_states[2 * l + 1] = _through_time(
-            caches[l], d_out, rec[l], zeros, zeros)
+            caches[l], d_out, rec[l], final[0], final[1])
         d_rec[l] = _weight_gradient([entry[1] for entry in caches[l]], d_gates)
         if l > 0:
           below = tf.stack(outputs[l - 1], 1)
           d_ker[l - 1] = _weight_gradient(below, d_gates)
           d_bia[l - 1] = tf.reduce_sum(d_gates, [0, 1])
-          d_out = tf.reshape(tf.matmul(tf.reshape(d_gates, [-1, d_gates.shape[-1]]),
+          d_out = tf.reshape(_mm(tf.reshape(d_gates, [-1, d_gates.shape[-1]]),
                                        ker[l - 1], transpose_b=True),
                              [-1, num_steps, below.shape[-1]])
         else:
@@ -380,6 +472,25 @@ def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, o
         extra = [d_other, d_table]
       return tuple([d_x] + d_states + d_rec + d_ker + d_bia + [d_w_out, d_b_out] + extra)
 
-    return tf.stack(logits, 1), grad
+    final_states = []
+    for c, h in zip(cs, hs):
+      final_states += [c, h]
+    return (tf.stack(logits, 1),) + tuple(final_states), grad
 
-  return run(*tensors)
+  out = run(*tensors)
+  return (out[0], tuple(out[1:])) if return_states else out[0]
+
+
+def decode_stack_chunked(x, states, *weights):
+  """decode_stack (teacher forcing, no scheduled sampling) over a long sequence: a
+  tf.while_loop over chunks of chunk_length(T) steps, each chunk decode_stack's
+  unrolled steps and hand-written backward, the states carried from chunk to chunk.
+  Same results as decode_stack. Returns logits [B, T, D]."""
+  length = chunk_length(x.shape[1])
+
+  def body(t, x_t, carry):
+    return decode_stack(x_t, carry, *weights, return_states=True)
+
+  logits, _ = scan(body, _chunks(x, length), tuple(states), unroll=False,
+                   output_shapes=[x.shape[0], length, weights[-1].shape[-1]])
+  return _unchunk(logits)
