@@ -80,3 +80,15 @@ def test_importing_the_package_does_not_import_tensorflow():
   code = ('import sys, mvae_tf, mvae_tf.configs, mvae_tf.hparams; '
           'assert "tensorflow" not in sys.modules, "tensorflow imported"')
   subprocess.run([sys.executable, '-c', code], check=True)
+
+
+def test_the_cpu_flat_and_hierarchical_16bar_melody_models_compare_fairly():
+  """The paper's comparison at CPU size: flat and hierarchical get the same data,
+  augmentation, encoder, z, free bits, KL weight and batch; only the decoder differs."""
+  flat, hier = (configs.get_config(n) for n in ('flat-mel_16bar_cpu', 'hierdec-mel_16bar_cpu'))
+  assert (flat.decoder, hier.decoder) == ('flat', 'hierarchical')
+  assert flat.data == hier.data
+  same = ('max_seq_len', 'z_size', 'enc_rnn_size', 'free_bits', 'max_beta', 'beta_rate',
+          'batch_size', 'sampling_schedule', 'sampling_rate', 'learning_rate')
+  assert [getattr(flat.hparams, k) for k in same] == [getattr(hier.hparams, k) for k in same]
+  assert flat.hparams.dec_rnn_size != hier.hparams.dec_rnn_size
