@@ -1,8 +1,10 @@
 """`mvae evaluate`: reconstruction accuracy as the paper measures it, beside its table.
 
 For every window, z is drawn from q(z|x) (a stateless seed per batch, so a
-run is reproducible) and decoded twice: teacher-forced (fed the previous
-target) and sampled (free-running, fed its own argmax). Accuracy is the
+run is reproducible) and decoded three times: teacher-forced (fed the previous
+target); sampled, fed its own argmax ("sampled"); and sampled, fed its own
+temperature-1 samples ("sampled_t1": what the original's eval job measures, whose
+scheduled-sampling probability is 1 outside training). Accuracy is the
 fraction of real (unpadded) steps whose argmax equals the target, rest and
 hold steps included; for a trio, per part (melody, bass, drums) and their
 mean. Also: accuracy per bar, mean-per-class accuracy (the mean over the
@@ -229,9 +231,14 @@ def _per_batch(model_ref):
     z = mu + sigma * tf.random.stateless_normal(tf.shape(mu), seed)
     logits = model.teacher_forced_logits(outputs, z, controls, 0.0)
     r_loss, _, _ = reconstruction_loss(logits, outputs, lengths, depths)
-    sampled, _ = model.sample(z, int(model.hparams.max_seq_len), 0.0, controls=controls)
+    num_steps = int(model.hparams.max_seq_len)
+    sampled, _ = model.sample(z, num_steps, 0.0, controls=controls)
+    # Fed its own samples (temperature 1); its prediction at each step is still the argmax.
+    _, fed_logits = model.sample(z, num_steps, 1.0, controls=controls,
+                                 seed=tf.random.experimental.stateless_fold_in(seed, 1))
     return dict(targets=_class_indices(outputs, depths),
                 teacher_forced=_class_indices(logits, depths), sampled=sampled,
+                sampled_t1=_class_indices(fed_logits, depths),
                 r_loss=r_loss, mu=mu, sigma=sigma)
 
   return run
@@ -248,7 +255,7 @@ def evaluate(model, dataset, num_batches=None, seed=0):
   import tensorflow as tf
   depths, spb = list(model.output_depths), int(model.steps_per_bar)
   num_steps = int(model.hparams.max_seq_len)
-  totals = dict(teacher_forced=None, sampled=None)
+  totals = dict(teacher_forced=None, sampled=None, sampled_t1=None)
   r_loss = kl = 0.0
   num_examples = batches_seen = 0
   batches = dataset if num_batches is None else itertools.islice(dataset, num_batches)
@@ -278,6 +285,7 @@ def evaluate(model, dataset, num_batches=None, seed=0):
       num_steps=int(totals['teacher_forced'].real.sum()), seed=seed,
       teacher_forced=summarize(totals['teacher_forced'], names, per_bar),
       sampled=summarize(totals['sampled'], names, per_bar),
+      sampled_t1=summarize(totals['sampled_t1'], names, per_bar),
       r_loss=r_loss / num_examples, kl_bits=kl / num_examples,
       paper=_rows(_model_kind(model), num_steps, model.decoder_type))
 
@@ -316,18 +324,24 @@ def format_report(results):
   if not ours:
     lines.append('(the paper has no row for this model: its kind and length are not in the '
                  'table)')
-  tf_, sa = results['teacher_forced'], results['sampled']
-  metrics = [('', 'teacher-forced', 'sampled'), ('accuracy', _fmt(tf_['accuracy']),
-                                                 _fmt(sa['accuracy']))]
+  modes = [('teacher-forced', results['teacher_forced']),
+           ('sampled, argmax-fed', results['sampled'])]
+  if 'sampled_t1' in results:
+    modes.append(('sampled, sample-fed (T=1)', results['sampled_t1']))
+  metrics = [('',) + tuple(t for t, _ in modes),
+             ('accuracy',) + tuple(_fmt(m['accuracy']) for _, m in modes)]
   if len(results['parts']) > 1:
-    metrics += [('accuracy, %s' % p, _fmt(tf_['per_part'][p]), _fmt(sa['per_part'][p]))
+    metrics += [('accuracy, %s' % p,) + tuple(_fmt(m['per_part'][p]) for _, m in modes)
                 for p in results['parts']]
-  metrics += [('mean-per-class, %s' % p, _fmt(tf_['mean_per_class'][p]),
-               _fmt(sa['mean_per_class'][p])) for p in results['parts']]
+  metrics += [('mean-per-class, %s' % p,) + tuple(_fmt(m['mean_per_class'][p])
+                                                  for _, m in modes)
+              for p in results['parts']]
+  lines += ['', "The table's sampled columns are ours fed their own argmax; the original's "
+            'eval job feeds its own temperature-1 samples (the last column below).']
   lines += [''] + _table(metrics)
-  if tf_['per_bar'] is not None:
+  if modes[0][1]['per_bar'] is not None:
     lines.append('')
-    for title, m in (('teacher-forced', tf_), ('sampled', sa)):
+    for title, m in modes:
       lines.append('per bar, %s: %s' % (title, ' '.join(_fmt(a, 2) for a in m['per_bar'])))
   lines += ['', 'reconstruction loss: %.3f nats per window (teacher-forced, summed over real '
             'steps)' % results['r_loss'],

@@ -173,7 +173,10 @@ class OracleModel:
     return 2.0 * tf.cast(targets, tf.float32)
 
   def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None):
-    return tf.zeros([tf.shape(z)[0], num_steps, 1], tf.int32), None
+    """Fed its argmax (temperature 0) it predicts class 0; fed samples, class 1."""
+    label = 0 if temperature == 0 else 1
+    logits = tf.one_hot(tf.fill([tf.shape(z)[0], num_steps], label), 4)
+    return tf.fill([tf.shape(z)[0], num_steps, 1], label), logits
 
 
 def _dataset(targets, lengths, batch_size, depth):
@@ -195,6 +198,9 @@ def test_evaluate_plumbing_on_an_oracle_model():
   assert sampled['accuracy'] == pytest.approx(6 / 9)
   assert sampled['per_bar'] == pytest.approx([4 / 6, 2 / 3])
   assert sampled['mean_per_class'] == {'output': pytest.approx((1 + 0 + 0) / 3)}
+  # Sample-fed: its logits' argmax, class 1, is right at the 2 real steps whose target is 1.
+  assert results['sampled_t1']['accuracy'] == pytest.approx(2 / 9)
+  assert results['sampled_t1']['per_bar'] == pytest.approx([2 / 6, 0 / 3])  # both in bar 0
   step_ce = math.log(math.exp(2) + 3) - 2
   assert results['r_loss'] == pytest.approx(step_ce * 9 / 3, rel=1e-5)
   assert results['kl_bits'] == pytest.approx(2.0, rel=1e-5)
@@ -235,19 +241,22 @@ def test_evaluate_a_tiny_model_is_reproducible_and_matches_a_direct_computation(
   assert ev.evaluate(model, dataset, seed=5) == results
   assert ev.evaluate(model, dataset, seed=6)['r_loss'] != results['r_loss']
   # The same numbers, computed directly.
-  correct = {'teacher_forced': 0, 'sampled': 0}
+  correct = {'teacher_forced': 0, 'sampled': 0, 'sampled_t1': 0}
   real = r_loss = kl = 0.0
   for i, (inputs, outputs, controls, lengths) in enumerate(dataset):
     mu, sigma = model.encode(inputs, lengths)
     z = mu + sigma * tf.random.stateless_normal(tf.shape(mu), [5, i])
     logits = model.teacher_forced_logits(outputs, z).numpy()
     sampled = model.sample(z, 32)[0].numpy()[..., 0]
+    fed = model.sample(z, 32, 1.0, seed=tf.random.experimental.stateless_fold_in(
+        tf.constant([5, i]), 1))[1].numpy().argmax(-1)
     target = outputs.numpy().argmax(-1)
     mask = np.arange(32)[None] < lengths.numpy()[:, None]
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     r_loss += -np.sum(np.take_along_axis(log_p, target[..., None], -1)[..., 0] * mask)
     correct['teacher_forced'] += np.sum((logits.argmax(-1) == target) & mask)
     correct['sampled'] += np.sum((sampled == target) & mask)
+    correct['sampled_t1'] += np.sum((fed == target) & mask)
     real += mask.sum()
     kl += np.sum(0.5 * np.sum(mu**2 + sigma**2 - 1 - 2 * np.log(sigma), -1)) / math.log(2)
   for mode in correct:
@@ -267,7 +276,7 @@ def test_evaluate_a_hierarchical_trio_per_part_and_per_bar():
       (outputs, outputs, np.zeros([3, 32, 0], bool), np.array([32, 20, 10], np.int32))).batch(3)
   results = ev.evaluate(model, dataset)
   assert results['parts'] == ['melody', 'bass', 'drums']
-  for mode in ('teacher_forced', 'sampled'):
+  for mode in ('teacher_forced', 'sampled', 'sampled_t1'):
     m = results[mode]
     assert set(m['per_part']) == {'melody', 'bass', 'drums'} and len(m['per_bar']) == 2
     assert m['accuracy'] == pytest.approx(np.mean(list(m['per_part'].values())))
