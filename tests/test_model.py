@@ -290,23 +290,36 @@ def test_checkpoint_with_optimizer_state_resumes_exactly(tmp_path):
 
 
 @pytest.mark.parametrize('with_lengths', [True, False])
-def test_hand_written_lstm_backward_matches_autodiff(with_lengths, monkeypatch):
+@pytest.mark.parametrize('chunked', [False, True])
+def test_hand_written_lstm_backward_matches_autodiff(with_lengths, chunked, monkeypatch):
+  """lstm_layer's outputs, final state and every gradient equal autodiff's. chunked: a
+  sequence longer than UNROLL_LIMIT (16-bar models) runs lstm_layer chunk by chunk in a
+  tf.while_loop, traced as in training, against autodiff of the per-step loop."""
   from mvae_tf.model import lstm
+  steps = 6
+  if chunked:
+    monkeypatch.setattr(lstm, 'UNROLL_LIMIT', 4)
+    assert lstm.chunk_length(12) == 4 and lstm.chunk_length(7) is None
+    steps = 12
   stack = lstm.LSTMStack(7, [5])
   rng = np.random.default_rng(0)
-  x = tf.constant(rng.normal(size=(3, 6, 7)).astype(np.float32))
-  lengths = tf.constant([6, 2, 4]) if with_lengths else None
-  weights = tf.constant(rng.normal(size=(3, 6, 5)).astype(np.float32))
+  x = tf.constant(rng.normal(size=(3, steps, 7)).astype(np.float32))
+  lengths = tf.constant([steps, 2, steps - 2]) if with_lengths else None
+  weights = tf.constant(rng.normal(size=(3, steps, 5)).astype(np.float32))
 
   def loss_and_grads(hand_written):
     monkeypatch.setattr(lstm, 'HAND_WRITTEN_BACKWARD', hand_written)
-    with tf.GradientTape() as tape:
-      outputs, (c, h) = stack.run(stack.input_projection(x), stack.zero_state(3), lengths)
-      loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(2.0 * c) + tf.reduce_sum(h ** 2)
-    return loss, tape.gradient(loss, stack.trainable_variables)
 
-  loss, grads = loss_and_grads(True)
-  expected_loss, expected = loss_and_grads(False)
+    def run():
+      with tf.GradientTape() as tape:
+        outputs, (c, h) = stack.run(stack.input_projection(x), stack.zero_state(3), lengths)
+        loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(2.0 * c) + tf.reduce_sum(h ** 2)
+      return outputs, loss, tape.gradient(loss, stack.trainable_variables)
+    return (tf.function(run) if chunked else run)()
+
+  outputs, loss, grads = loss_and_grads(True)
+  expected_outputs, expected_loss, expected = loss_and_grads(False)
+  np.testing.assert_allclose(outputs.numpy(), expected_outputs.numpy(), rtol=1e-5, atol=1e-6)
   assert float(loss) == pytest.approx(float(expected_loss), rel=1e-6)
   for g, e in zip(grads, expected):
     assert float(tf.reduce_max(tf.abs(e))) > 0.1
@@ -357,40 +370,6 @@ def test_hand_written_decoder_backward_matches_autodiff(decoder_kind, sampling_p
     g, e = tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(e).numpy()
     assert np.abs(e).max() > 1e-3
     np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.parametrize('with_lengths', [True, False])
-def test_chunked_lstm_backward_matches_autodiff(with_lengths, monkeypatch):
-  """A sequence longer than UNROLL_LIMIT runs lstm_layer chunk by chunk in a
-  tf.while_loop (traced, as in training): outputs, final state and every gradient
-  equal autodiff's through the per-step loop."""
-  from mvae_tf.model import lstm
-  monkeypatch.setattr(lstm, 'UNROLL_LIMIT', 4)
-  assert lstm.chunk_length(12) == 4 and lstm.chunk_length(7) is None
-  stack = lstm.LSTMStack(7, [5])
-  rng = np.random.default_rng(0)
-  x = tf.constant(rng.normal(size=(3, 12, 7)).astype(np.float32))
-  lengths = tf.constant([12, 2, 9]) if with_lengths else None
-  weights = tf.constant(rng.normal(size=(3, 12, 5)).astype(np.float32))
-
-  def loss_and_grads(hand_written):
-    monkeypatch.setattr(lstm, 'HAND_WRITTEN_BACKWARD', hand_written)
-
-    @tf.function
-    def run():
-      with tf.GradientTape() as tape:
-        outputs, (c, h) = stack.run(stack.input_projection(x), stack.zero_state(3), lengths)
-        loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(2.0 * c) + tf.reduce_sum(h ** 2)
-      return outputs, loss, tape.gradient(loss, stack.trainable_variables)
-    return run()
-
-  outputs, loss, grads = loss_and_grads(True)
-  expected_outputs, expected_loss, expected = loss_and_grads(False)
-  np.testing.assert_allclose(outputs.numpy(), expected_outputs.numpy(), rtol=1e-5, atol=1e-6)
-  assert float(loss) == pytest.approx(float(expected_loss), rel=1e-6)
-  for g, e in zip(grads, expected):
-    assert float(tf.reduce_max(tf.abs(e))) > 0.1
-    np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_chunked_decoder_backward_matches_autodiff(monkeypatch):
