@@ -149,6 +149,20 @@ CONFIGS = {c.name: c for c in [
     Config('flat-mel_16bar_cpu', '16-bar melody, flat decoder sized for CPU (the baseline)',
            _melody(16, TRANSPOSE_RANGE), 256,
            _hp(256, 64, [128], [256, 256], 64, 0.2, 0.0, batch_size=32)),
+    # The same pairs for 16-bar drums (no transposition: drums have no pitch to move) and
+    # trios (melody and bass transposed -5..+5 as above, drums untouched; z and free bits
+    # twice the melody's for three parts).
+    Config('hierdec-drums_16bar_cpu', '16-bar drums, hierarchical decoder sized for CPU',
+           _drums(16), 256,
+           _hp(256, 64, [128], [128, 128], 64, 0.2, 0.0, batch_size=32), 'hierarchical'),
+    Config('flat-drums_16bar_cpu', '16-bar drums, flat decoder sized for CPU (the baseline)',
+           _drums(16), 256, _hp(256, 64, [128], [256, 256], 64, 0.2, 0.0, batch_size=32)),
+    Config('hierdec-trio_16bar_cpu', '16-bar trio, hierarchical decoder sized for CPU',
+           _spec('trio', TRANSPOSE_RANGE, slice_bars=16, gap_bars=2, max_bars=1024), 256,
+           _hp(256, 128, [256], [128, 128], 128, 0.2, 0.0, batch_size=32), 'hierarchical'),
+    Config('flat-trio_16bar_cpu', '16-bar trio, flat decoder sized for CPU (the baseline)',
+           _spec('trio', TRANSPOSE_RANGE, slice_bars=16, gap_bars=2, max_bars=1024), 256,
+           _hp(256, 128, [256], [256, 256], 128, 0.2, 0.0, batch_size=32)),
     # Tiny models for tests: every family, seconds to build and run.
     Config('tiny-mel_2bar', 'test-sized 2-bar melody model', _MEL2, 32,
            _hp(32, 8, [16], [16, 16], 0, 0.2, 0.99, sampling=1000, batch_size=8)),

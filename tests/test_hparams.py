@@ -82,10 +82,11 @@ def test_importing_the_package_does_not_import_tensorflow():
   subprocess.run([sys.executable, '-c', code], check=True)
 
 
-def test_the_cpu_flat_and_hierarchical_16bar_melody_models_compare_fairly():
+@pytest.mark.parametrize('kind', ['mel', 'drums', 'trio'])
+def test_the_cpu_flat_and_hierarchical_16bar_models_compare_fairly(kind):
   """The paper's comparison at CPU size: flat and hierarchical get the same data,
   augmentation, encoder, z, free bits, KL weight and batch; only the decoder differs."""
-  flat, hier = (configs.get_config(n) for n in ('flat-mel_16bar_cpu', 'hierdec-mel_16bar_cpu'))
+  flat, hier = (configs.get_config('%s-%s_16bar_cpu' % (d, kind)) for d in ('flat', 'hierdec'))
   assert (flat.decoder, hier.decoder) == ('flat', 'hierarchical')
   assert flat.data == hier.data
   same = ('max_seq_len', 'z_size', 'enc_rnn_size', 'free_bits', 'max_beta', 'beta_rate',
