@@ -40,22 +40,28 @@ def imported(tmp_path_factory):
   return get
 
 
+# Measured (2026-12-02, tf backend, the three models): mu and sigma differ from the
+# original's by at most 1.4e-6, logits by at most 1.1e-5 (hierdec-mel_16bar's greedy
+# decode); the tolerances leave about 5x of that.
+LATENT_TOL = dict(atol=1e-5, rtol=1e-5)
+LOGIT_TOL = dict(atol=5e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize('name', NAMES)
 def test_import_reproduces_encoder_teacher_forcing_and_greedy_decodes(imported, name):
   model, d, _ = imported(name)
   steps = d['inputs'].shape[1]
   valid = np.arange(steps)[None, :] < d['lengths'][:, None]
   _, mu, sigma = model.encode_tensors(d['inputs'], d['lengths'], seed=0)
-  np.testing.assert_allclose(mu, d['mu'], atol=1e-4, rtol=1e-4)
-  np.testing.assert_allclose(sigma, d['sigma'], atol=1e-4, rtol=1e-4)
+  np.testing.assert_allclose(mu, d['mu'], **LATENT_TOL)
+  np.testing.assert_allclose(sigma, d['sigma'], **LATENT_TOL)
   for z_name, z in (('zfixed', d['z_fixed']), ('mu', d['mu'])):
     logits = model.teacher_forced_logits(d['outputs'], d['lengths'], z)
     np.testing.assert_allclose(logits[valid], d['teacher_%s_logits' % z_name][valid],
-                               atol=1e-4, rtol=1e-4)
+                               **LOGIT_TOL)
     indices, greedy_logits = model.decode_indices(z, steps)
     np.testing.assert_array_equal(indices, d['greedy_%s_indices' % z_name])
-    np.testing.assert_allclose(greedy_logits, d['greedy_%s_logits' % z_name], atol=1e-4,
-                               rtol=1e-4)
+    np.testing.assert_allclose(greedy_logits, d['greedy_%s_logits' % z_name], **LOGIT_TOL)
     samples = model.decode_tensors(z, steps, temperature=0.0)
     np.testing.assert_array_equal(samples, d['greedy_%s_samples' % z_name])
 
@@ -109,7 +115,7 @@ def test_checkpoint_with_adam_slots_loads_the_same(tmp_path, imported):
   model = magenta_import.import_magenta(config['config'], prefix, str(tmp_path / 'out'),
                                         config['hparams_override'])
   mu, _ = model.encode(d['inputs'], d['lengths'])
-  np.testing.assert_allclose(mu.numpy(), d['mu'], atol=1e-4)
+  np.testing.assert_allclose(mu.numpy(), d['mu'], **LATENT_TOL)
 
 
 def test_unknown_and_missing_variables_are_named(tmp_path):
