@@ -136,16 +136,21 @@ def test_two_workers_on_loopback_train_and_checkpoint(tmp_path, examples):
   assert step == 4 and model.config_name == CONFIG
 
 
-def test_resume_after_kill_9_loses_at_most_one_interval(tmp_path, examples):
+def test_kill_9_keeps_every_whole_checkpoint_and_resumes_from_the_newest(tmp_path, examples):
+  """What a SIGKILL costs is the steps since the newest whole checkpoint (at most one
+  interval): every checkpoint complete before the kill is kept and restores, at most one
+  more completes while the kill is sent, and the rerun resumes from the newest."""
   run_dir = tmp_path / 'run'
   proc = subprocess.Popen(_train_args(run_dir, examples, 100000, '--checkpoint_every', '3'),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-  saved = _wait_for_checkpoints(run_dir, 2, proc)
+  _wait_for_checkpoints(run_dir, 2, proc)
+  before = runs.checkpoint_step(runs.list_checkpoints(str(run_dir))[0])
   proc.send_signal(signal.SIGKILL)
   proc.communicate()
   newest = runs.list_checkpoints(str(run_dir))
   last = runs.checkpoint_step(newest[0])
-  assert last >= runs.checkpoint_step(saved[0])
+  assert last in (before, before + 3)
+  assert [runs.checkpoint_step(p) for p in newest] == list(range(last, 0, -3))[:len(newest)]
   for prefix in newest:  # every checkpoint the index names restores
     runs.restore_model(checkpoint=prefix)
   out = subprocess.run(_train_args(run_dir, examples, last + 2, '--checkpoint_every', '3'),
@@ -202,9 +207,14 @@ def test_repeated_bad_steps_stop_without_a_checkpoint(tmp_path, examples):
   with pytest.raises(train.TrainingError, match='3 steps in a row'):
     train.train(CONFIG, run_dir, examples, 50, hparams='grad_norm_clip_to_zero=0.0',
                 checkpoint_every=1, max_bad_steps=3, progress=False)
-  # Steps 1 and 2 applied zero gradients (no momentum yet) and were checkpointed only while
-  # the weights were finite.
-  assert all(runs.checkpoint_step(p) < 3 for p in runs.list_checkpoints(run_dir))
+  # Steps 1 and 2 applied zero gradients through Adam with no momentum yet: checkpointed,
+  # the weights unmoved; the third bad step stopped the run before its checkpoint.
+  prefixes = runs.list_checkpoints(run_dir)
+  assert [runs.checkpoint_step(p) for p in prefixes] == [2, 1]
+  first, _ = runs.restore_model(checkpoint=prefixes[1])
+  second, _ = runs.restore_model(checkpoint=prefixes[0])
+  for a, b in zip(first.weights, second.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_cli_names_a_missing_examples_file(tmp_path):
@@ -216,19 +226,28 @@ def test_cli_names_a_missing_examples_file(tmp_path):
 
 
 def test_a_checkpoint_holds_and_restores_every_weight(tmp_path, examples):
+  """Weights set to known distinct values are saved by train's checkpoint and come back,
+  each to its own weight, in a fresh model; each is stored once, under its path."""
   import tensorflow as tf
   from mvae_tf import train
+  from mvae_tf.model.vae import MusicVAE, make_optimizer
   run_dir = str(tmp_path / 'run')
-  train.train(CONFIG, run_dir, examples, 2, progress=False)
-  model, step = runs.restore_model(run_dir)
+  train.train(CONFIG, run_dir, examples, 2, progress=False)  # a real run dir, and its layout
+  model = MusicVAE.from_config_name(CONFIG)
+  rng = np.random.default_rng(7)
+  truth = [rng.normal(size=w.shape).astype(np.float32) for w in model.weights]
+  model.set_weights(truth)
+  checkpoint = runs.make_checkpoint(model, make_optimizer(model.hparams, model))
+  prefix = checkpoint.write(str(tmp_path / 'ckpt-7'))
+  restored, _ = runs.restore_model(checkpoint=prefix, config=CONFIG)
+  assert len(restored.weights) == len(truth) > 10
+  for w, expected in zip(restored.weights, truth):
+    np.testing.assert_array_equal(w.numpy(), expected)
   reader = tf.train.load_checkpoint(runs.list_checkpoints(run_dir)[0])
-  stored = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if k.startswith('model/')}
-  assert step == 2 and len(stored) == len(model.weights) > 10
-  assert 'model/by_path/decoder.Slstm.Skernel_0/.ATTRIBUTES/VARIABLE_VALUE' in stored
-  for name, v in runs._named_weights(model):  # each weight restored from its own entry
-    key = 'model/by_path/%s/.ATTRIBUTES/VARIABLE_VALUE' % name.replace('/', '.S')
-    np.testing.assert_array_equal(v.numpy(), stored[key])
+  stored = [k for k in reader.get_variable_to_shape_map() if k.startswith('model/')]
+  assert sorted(stored) == sorted(
+      'model/by_path/%s/.ATTRIBUTES/VARIABLE_VALUE' % name.replace('/', '.S')
+      for name, _ in runs._named_weights(model))
 
 
 @pytest.mark.parametrize('name', ['tiny-hierdec-trio_16bar', 'tiny-mel_2bar_chords'])
