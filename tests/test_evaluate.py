@@ -234,9 +234,6 @@ def test_evaluate_a_tiny_model_is_reproducible_and_matches_a_direct_computation(
   dataset = pipeline.get_dataset('tiny-mel_2bar', melody_examples, 3, mode='eval')
   results = ev.evaluate(model, dataset, seed=5)
   assert results['num_batches'] == 2 and results['num_examples'] == 5
-  for mode in ('teacher_forced', 'sampled'):
-    for value in (results[mode]['accuracy'], results[mode]['mean_per_class']['melody']):
-      assert 0.0 <= value <= 1.0
   assert results['paper'][0]['model'] == '2-bar melody'
   assert ev.evaluate(model, dataset, seed=5) == results
   assert ev.evaluate(model, dataset, seed=6)['r_loss'] != results['r_loss']
@@ -364,7 +361,13 @@ def test_cli_end_to_end_on_a_saved_model(saved_model, melody_examples, capsys):
   assert results['num_examples'] == 5 and results['num_batches'] == 2
   assert results['config'] == 'tiny-mel_2bar' and results['step'] is None
   assert results['model'] == saved_model and results['examples_path'] == melody_examples
-  assert 0 <= results['sampled']['accuracy'] <= 1
+  # The numbers are evaluate()'s on the same model, windows, batch size and seed.
+  from mvae_tf.data import pipeline
+  from mvae_tf.model.trained_model import load_model
+  direct = ev.evaluate(load_model(saved_model), pipeline.get_dataset(
+      'tiny-mel_2bar', melody_examples, 3, mode='eval'), seed=5)
+  for mode in ('teacher_forced', 'sampled', 'sampled_t1'):
+    assert results[mode] == direct[mode]
 
 
 def test_cli_prints_the_report(tiny_model, tmp_path, melody_examples, capsys, monkeypatch):
@@ -384,17 +387,25 @@ def test_cli_prints_the_report(tiny_model, tmp_path, melody_examples, capsys, mo
   assert 'at step 1200' in text and '5 windows in 1 batches' in text  # batch_size 8
 
 
-@pytest.mark.parametrize('how', ['--preset', '--checkpoint'])
-def test_evaluate_a_shipped_model_by_name_without_config(how, melody_examples, capsys):
+def test_evaluate_a_shipped_model_by_name_without_config(melody_examples, capsys):
   """Both --checkpoint folk-mel_2bar and --checkpoint mvae_tf/pretrained/folk-mel_2bar
-  were refused (--config was required); --config now defaults to the model's own."""
+  were refused (--config was required); --config now defaults to the model's own. The
+  name (--preset), the name as --checkpoint and the package directory give the same
+  numbers, those of a trained model (teacher-forced 0.8 on this melody; the same config
+  untrained, seeds 3 and 4: 0.006 and 0.0)."""
   from mvae_tf import pretrained
-  model = 'folk-mel_2bar' if how == '--preset' else pretrained.preset_dir('folk-mel_2bar')
-  assert _run(how, model, '--examples_path', melody_examples, '--num_batches', '1',
-              '--json') == 0
-  results = json.loads(capsys.readouterr().out)
-  assert results['model'] == model and results['config'] == 'cat-mel_2bar_cpu'
-  assert results['step'] == 20000 and 0.0 <= results['teacher_forced']['accuracy'] <= 1.0
+  results = []
+  for how, model in (('--preset', 'folk-mel_2bar'), ('--checkpoint', 'folk-mel_2bar'),
+                     ('--checkpoint', pretrained.preset_dir('folk-mel_2bar'))):
+    assert _run(how, model, '--examples_path', melody_examples, '--num_batches', '1',
+                '--json') == 0
+    results.append(json.loads(capsys.readouterr().out))
+    assert results[-1]['model'] == model and results[-1]['config'] == 'cat-mel_2bar_cpu'
+    assert results[-1]['step'] == 20000
+  for r in results[1:]:
+    assert r['teacher_forced'] == results[0]['teacher_forced']
+    assert r['sampled'] == results[0]['sampled']
+  assert results[0]['teacher_forced']['accuracy'] >= 0.7
 
 
 def test_evaluate_refuses_a_config_that_reads_other_windows(melody_examples):
