@@ -40,9 +40,9 @@ GEMV_EFFICIENCY = 0.25
 def step_work(config_name):
   """(multiply-adds per output step, per-step weight count) of a config's decoder."""
   from mvae_tf.model.vae import MusicVAE
-  from mvae_tf.runs import _named_weights
+  from mvae_tf.weights import named_weights
   model = MusicVAE.from_config_name(config_name)
-  weights = dict(_named_weights(model))
+  weights = dict(named_weights(model))
   steps_per_bar = model.steps_per_bar
   macs = 0.0
   for name, v in weights.items():

@@ -39,12 +39,12 @@ def add_export_parser(subparsers):
 
 
 def run_export(args):
-  from mvae_tf import cli
+  from mvae_tf.errors import UserError
   formats = ('saved_model', 'tflite') if args.format == 'all' else (args.format,)
   quantize = ('none', 'float16', 'dynamic', 'int8') if args.quantize == 'all' else (
       args.quantize,)
   if args.quantize == 'int8' and args.format == 'saved_model':
-    raise cli.UserError('--quantize int8 applies to TFLite: use --format tflite or all')
+    raise UserError('--quantize int8 applies to TFLite: use --format tflite or all')
   # The converter's Python warnings (deprecated tf.lite.Interpreter in its calibrator) are
   # not the user's business; its errors are reported.
   warnings.filterwarnings('ignore', module='tensorflow')
@@ -53,7 +53,7 @@ def run_export(args):
   from mvae_tf.export import exporter, tflite
   output = args.output
   if os.path.exists(output) and not args.force:
-    raise cli.UserError('--output %s exists; pass --force to replace it, or choose another '
+    raise UserError('--output %s exists; pass --force to replace it, or choose another '
                         'directory' % output)
   try:
     summary = exporter.export_model(
@@ -61,11 +61,11 @@ def run_export(args):
         progress=lambda line: print(line, file=sys.stderr, flush=True), config=args.config,
         num_parity=args.parity_samples)
   except resolve.ModelNotFound as e:
-    raise cli.UserError('MODEL %s' % e) from None
+    raise UserError('MODEL %s' % e) from None
   except (resolve.ModelError, runs.RunError, exporter.ExportError) as e:
-    raise cli.UserError(str(e)) from None
+    raise UserError(str(e)) from None
   except tflite.ConversionError as e:
-    raise cli.UserError('%s (model %s); nothing was written: try another --quantize, or '
+    raise UserError('%s (model %s); nothing was written: try another --quantize, or '
                         'report it with the model\'s config' % (e, args.model)) from None
   if args.json:
     import json

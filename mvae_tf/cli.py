@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 
-from mvae_tf.errors import UserError  # the subcommands raise it as cli.UserError
+from mvae_tf.errors import UserError
 
 # note-seq imports pydub, which warns about a missing ffmpeg that we never use.
 warnings.filterwarnings('ignore', message="Couldn't find ffmpeg")

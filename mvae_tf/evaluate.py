@@ -394,21 +394,22 @@ def _check_model(model, config):
 
 
 def run_evaluate(args):
-  from mvae_tf import cli, configs, resolve, runs
+  from mvae_tf import configs, resolve, runs
+  from mvae_tf.errors import UserError
   if args.num_batches is not None and args.num_batches < 1:
-    raise cli.UserError('--num_batches must be positive')
+    raise UserError('--num_batches must be positive')
   if args.batch_size is not None and args.batch_size < 1:
-    raise cli.UserError('--batch_size must be positive')
+    raise UserError('--batch_size must be positive')
   if args.config:  # a typo costs nothing: checked before the model or the data is read
     try:
       configs.get_config(args.config).with_hparams(args.hparams)
     except ValueError as e:
-      raise cli.UserError(str(e)) from None
+      raise UserError(str(e)) from None
   from mvae_tf.data import pipeline
   try:
     pipeline.check_examples_path(args.examples_path, args.config or 'CONFIG')
   except (OSError, ValueError) as e:
-    raise cli.UserError(str(e)) from None
+    raise UserError(str(e)) from None
   try:
     if args.run_dir:
       model, step = runs.restore_model(run_dir=args.run_dir, config=args.config,
@@ -422,18 +423,18 @@ def run_evaluate(args):
         args.hparams)
     _check_model(model, config)
   except (runs.RunError, ValueError, OSError) as e:
-    raise cli.UserError(str(e)) from None
+    raise UserError(str(e)) from None
   batch_size = args.batch_size or min(config.hparams.batch_size, 64)
   import tensorflow as tf
   try:
     dataset = pipeline.get_dataset(config, args.examples_path, batch_size, mode='eval')
     results = evaluate(model, dataset, args.num_batches, args.seed)
   except EmptyDatasetError:
-    raise cli.UserError('%s: no sequence yields a %s window; run `mvae inspect %s --config %s` '
+    raise UserError('%s: no sequence yields a %s window; run `mvae inspect %s --config %s` '
                         'to see why' % (args.examples_path, config.name, args.examples_path,
                                         config.name)) from None
   except (ValueError, OSError, tf.errors.OpError) as e:
-    raise cli.UserError('evaluating on %s failed: %s' % (
+    raise UserError('evaluating on %s failed: %s' % (
         args.examples_path, str(e).split('\n')[0])) from None
   results.update(step=step, examples_path=args.examples_path,
                  model=args.run_dir or args.checkpoint or args.preset)

@@ -118,7 +118,7 @@ def add_generate_parser(subparsers):
 
 
 def _error(message):
-  from mvae_tf.cli import UserError
+  from mvae_tf.errors import UserError
   return UserError(message)
 
 

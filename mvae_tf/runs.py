@@ -7,13 +7,15 @@
                             kept; `checkpoint` names the newest
   RUN_DIR/train/, eval/     TensorBoard summaries
 
-`restore_model` gives the trained MusicVAE of a run directory, of one of its
-checkpoints (a `.../checkpoints/ckpt-N` prefix) or of a saved model directory
-(`model.keras`, from import-magenta or `mvae export`).
+`restore_model` gives the trained MusicVAE of a run directory or of one of its
+checkpoints (a `.../checkpoints/ckpt-N` prefix); mvae_tf.resolve loads every other
+kind of model (saved, packaged, shipped) and calls it for these two.
 """
 
 import json
 import os
+
+from mvae_tf.weights import named_weights
 
 RUN_FILE = 'run.json'
 CHECKPOINT_DIR = 'checkpoints'
@@ -132,14 +134,6 @@ def check_same_run(run_dir, info, keys=('config', 'hparams'), max_keys=6):
                      run_dir, started, side(1), side(2)))
 
 
-def _named_weights(layer, prefix=''):
-  """(layer path/weight name, weight) for a layer and its sublayers, depth first."""
-  for v in layer._trainable_variables + layer._non_trainable_variables:
-    yield prefix + v.name, v
-  for sub in layer._flatten_layers(include_self=False, recursive=False):
-    yield from _named_weights(sub, prefix + sub.name + '/')
-
-
 def _weights_by_path(model):
   """A trackable holding every weight of `model` under its path in the layer tree.
 
@@ -149,7 +143,7 @@ def _weights_by_path(model):
   the names of the layers that lead to it, e.g. `decoder/lstm/kernel_0`.
   """
   import tensorflow as tf
-  weights = dict(_named_weights(model))
+  weights = dict(named_weights(model))
   if len(weights) != len(model.weights) or \
       {id(v) for v in weights.values()} != {id(v) for v in model.weights}:
     raise ValueError('cannot name every weight of %s for a checkpoint' % model.name)
@@ -210,7 +204,7 @@ def _display(key):
 
 def variable_shapes(model):
   """{weight path: shape} of a model, as run.json records them."""
-  return {path: [int(d) for d in v.shape] for path, v in sorted(_named_weights(model))}
+  return {path: [int(d) for d in v.shape] for path, v in sorted(named_weights(model))}
 
 
 class _Layout:
@@ -457,24 +451,20 @@ def _model_for_run(run_dir, config=None, hparams=None):
 
 
 def restore_model(run_dir=None, checkpoint=None, config=None, hparams=None):
-  """The MusicVAE of a run dir (newest checkpoint), a checkpoint prefix or a saved model.
+  """The MusicVAE of a run dir (newest checkpoint) or a checkpoint prefix.
 
   Returns (model, step or None). Weights are restored by path; a checkpoint
   of other variables than the model's raises CheckpointMismatch (one line
   naming the first few paths). A checkpoint that fails to read falls back
   to the previous one of the run with a warning.
   """
-  from mvae_tf.model.trained_model import MODEL_FILE, load_model
   if checkpoint is not None:
-    if os.path.isdir(checkpoint) and os.path.exists(os.path.join(checkpoint, MODEL_FILE)) or \
-        checkpoint.endswith('.keras'):
-      return load_model(checkpoint), None
     if os.path.isdir(checkpoint) and os.path.isdir(checkpoint_dir(checkpoint)):
       run_dir, checkpoint = checkpoint, None
     else:
       if not os.path.exists(checkpoint + '.index'):
-        raise RunError('%s: not a checkpoint (expected a run dir, a .../checkpoints/ckpt-N '
-                       'prefix, or a directory with %s)' % (checkpoint, MODEL_FILE))
+        raise RunError('%s: not a checkpoint (expected a run dir or a .../checkpoints/ckpt-N '
+                       'prefix; mvae_tf.resolve.load_keras takes any model)' % checkpoint)
       run = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
       model = _model_for_run(run, config, hparams)
       _restore(model, checkpoint, run if config is None and hparams is None else None)

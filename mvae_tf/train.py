@@ -417,9 +417,9 @@ def add_train_parser(subparsers):
 
 
 def run_train(args):
-  from mvae_tf import cli
+  from mvae_tf.errors import UserError
   if args.num_steps <= 0 or args.checkpoint_every <= 0 or args.summary_every <= 0:
-    raise cli.UserError('--num_steps, --checkpoint_every and --summary_every must be positive')
+    raise UserError('--num_steps, --checkpoint_every and --summary_every must be positive')
   try:
     result = train(args.config, args.run_dir, args.examples_path, args.num_steps,
                    args.hparams, args.eval_examples_path, args.checkpoint_every,
@@ -427,7 +427,7 @@ def run_train(args):
                    args.cpu_replicas, args.seed, args.max_bad_steps,
                    progress=not args.no_progress, mixed_precision=args.mixed_precision)
   except (TrainingError, ValueError, OSError) as e:
-    raise cli.UserError(str(e)) from None
+    raise UserError(str(e)) from None
   if result['interrupted'] is not None:
     return 128 + result['interrupted']
   print('trained %s to step %d (%.1f steps/s); checkpoints in %s' % (

@@ -10,6 +10,18 @@ Weights are named by their path in the Keras layer tree: 'encoder/fw_0/kernel_0'
 import numpy as np
 
 
+def named_weights(layer, prefix=''):
+  """(layer path/weight name, variable) of a Keras layer and its sublayers, depth first.
+
+  The one naming of weights: checkpoints (mvae_tf.runs) store each variable
+  under this name and packaged models (weights_from_keras) key their arrays by it.
+  """
+  for v in layer._trainable_variables + layer._non_trainable_variables:
+    yield prefix + v.name, v
+  for sub in layer._flatten_layers(include_self=False, recursive=False):
+    yield from named_weights(sub, prefix + sub.name + '/')
+
+
 class WeightError(KeyError, ValueError):
   """A weight missing from a model's weights (a KeyError, and a ValueError for callers
   that catch those; str() is the message, not its repr)."""
@@ -115,8 +127,7 @@ def check_weights(weights, info, source='weights'):
 
 def weights_from_keras(model):
   """{layer path/weight name: float32 array} of a mvae_tf MusicVAE (imports TensorFlow)."""
-  from mvae_tf.runs import _named_weights
-  weights = {name: np.asarray(v.numpy(), np.float32) for name, v in _named_weights(model)}
+  weights = {name: np.asarray(v.numpy(), np.float32) for name, v in named_weights(model)}
   if len(weights) != len(model.weights):
     raise ValueError('cannot name every weight of %s' % model.name)
   return weights
@@ -124,8 +135,7 @@ def weights_from_keras(model):
 
 def assign_keras_weights(model, weights):
   """Set a MusicVAE's weights from a dict named as weights_from_keras names them."""
-  from mvae_tf.runs import _named_weights
-  named = dict(_named_weights(model))
+  named = dict(named_weights(model))
   missing, extra = sorted(set(named) - set(weights)), sorted(set(weights) - set(named))
   if missing or extra:
     raise ValueError('weights do not match model %s: missing %s, unexpected %s' % (

@@ -1,6 +1,6 @@
 """Import cycles among the project's modules, lazy (in-function) imports included.
 
-  .venv/bin/python scripts/check_imports.py [--json]
+  .venv/bin/python scripts/check_imports.py [--json] [--root DIR --package NAME=FOLDER ...]
 
 Reads every module of mvae_tf (export/ as mvae_tf.export) and edge_demo with `ast` (no
 import runs), takes every `import` and `from ... import` anywhere in a module (at the top,
@@ -154,8 +154,13 @@ def path_around(group, edges):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--json', action='store_true')
+  parser.add_argument('--root', default=ROOT, help='the project folder (default: this one)')
+  parser.add_argument('--package', action='append', metavar='NAME=FOLDER',
+                      help='a package to read and its folder under --root (default: %s)' %
+                           ', '.join('%s=%s' % kv for kv in PACKAGES.items()))
   args = parser.parse_args(argv)
-  edges = graph()
+  packages = dict(p.split('=', 1) for p in args.package) if args.package else None
+  edges = graph(args.root, packages)
   found = cycles(edges)
   if args.json:
     print(json.dumps([dict(modules=g, path=path_around(g, edges)) for g in found], indent=1))

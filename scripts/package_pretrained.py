@@ -26,7 +26,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument('--run_dir', help='a training run (its newest checkpoint)')
-  source.add_argument('--checkpoint', help='a .../checkpoints/ckpt-N prefix or a saved model')
+  source.add_argument('--checkpoint', help='a .../checkpoints/ckpt-N prefix, a saved or a packaged model')
   source.add_argument('--random_init', metavar='CONFIG',
                       help='an untrained model of CONFIG (a placeholder)')
   parser.add_argument('--name', required=True, help='preset name, e.g. folk-mel_2bar')
@@ -55,9 +55,8 @@ def main(argv=None):
     model, step = MusicVAE.from_config_name(args.random_init), None
     status, source = pretrained.PLACEHOLDER, 'random initialisation (seed %d)' % args.seed
   else:
-    from mvae_tf import runs
-    model, step = runs.restore_model(run_dir=args.run_dir, checkpoint=args.checkpoint,
-                                     config=args.config)
+    from mvae_tf import resolve
+    model, _, step, _ = resolve.load_keras(args.run_dir or args.checkpoint, config=args.config)
     status, source = 'trained', os.path.abspath(args.run_dir or args.checkpoint)
   expected = pretrained.PRESETS.get(args.name)
   if expected and model.config_name != expected:

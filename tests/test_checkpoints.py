@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mvae_tf import runs
+from mvae_tf.weights import named_weights
 
 CONFIG = 'tiny-mel_2bar'
 GRAPH = '_CHECKPOINTABLE_OBJECT_GRAPH'
@@ -38,7 +39,7 @@ def _model_and_optimizer(hparams='', steps=0, seed=0, order=None):
 
 def _state(model, optimizer):
   """Weights and Adam slots by weight path, and iterations, as numpy."""
-  paths = dict(runs._named_weights(model))
+  paths = dict(named_weights(model))
   state = {('weight', p): v.numpy() for p, v in paths.items()}
   for p, v in paths.items():
     i = optimizer._get_variable_index(v)
@@ -95,7 +96,7 @@ def test_each_weight_and_optimizer_variable_is_stored_once_by_path(tmp_path):
   model, optimizer = _model_and_optimizer(steps=2)
   prefix = runs.make_checkpoint(model, optimizer).write(str(tmp_path / 'ckpt-2'))
   names = dict(tf.train.list_variables(prefix))
-  paths = [p for p, _ in runs._named_weights(model)]
+  paths = [p for p, _ in named_weights(model)]
   expected = {'model/by_path/%s%s' % (_key(p), VALUE) for p in paths}
   expected |= {'optimizer/by_path/%s%s' % (_key('%s/%s' % (p, slot)), VALUE)
                for p in paths for slot in ('momentum', 'velocity')}
@@ -131,14 +132,14 @@ def test_restore_by_path_gives_the_same_weights_slots_and_iterations(tmp_path):
   assert info['config'] == CONFIG
   restored, step = runs.restore_model(str(tmp_path))
   assert step == 3
-  for (p, v), (q, w) in zip(runs._named_weights(model), runs._named_weights(restored)):
+  for (p, v), (q, w) in zip(named_weights(model), named_weights(restored)):
     assert p == q
     np.testing.assert_array_equal(v.numpy(), w.numpy())
 
 
 def _same_shaped_pair(model):
   by_shape = {}
-  for p, v in runs._named_weights(model):
+  for p, v in named_weights(model):
     by_shape.setdefault((tuple(v.shape), v.trainable), []).append(p)
   pairs = [ps for (shape, _), ps in by_shape.items() if len(ps) > 1 and len(shape) == 2]
   assert pairs, 'the tiny model has no two kernels of one shape'
@@ -150,7 +151,7 @@ def test_another_variable_order_restores_each_weight_to_its_path(tmp_path, monke
   from mvae_tf import train
   model, optimizer = _model_and_optimizer(steps=2)
   a, b = _same_shaped_pair(model)
-  weights = dict(runs._named_weights(model))
+  weights = dict(named_weights(model))
   assert not np.array_equal(weights[a].numpy(), weights[b].numpy())
   saved = _state(model, optimizer)
   _save(runs.make_checkpoint(model, optimizer) if layout == 'new'
@@ -240,7 +241,7 @@ def test_an_old_layout_checkpoint_restores_weights_slots_and_iterations(tmp_path
   _assert_same_state(saved, _state(other, other_optimizer))
   restored, step = runs.restore_model(checkpoint=prefix, config=CONFIG)
   assert step == 3
-  np.testing.assert_array_equal(dict(runs._named_weights(restored))['decoder/lstm/kernel_0'],
+  np.testing.assert_array_equal(dict(named_weights(restored))['decoder/lstm/kernel_0'],
                                 saved['weight', 'decoder/lstm/kernel_0'])
   # Written again, it is of the new layout.
   new = checkpoint.write(str(tmp_path / 'again'))

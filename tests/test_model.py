@@ -427,23 +427,23 @@ def test_initialisation_and_adam_are_the_originals(name):
   """The z-to-initial-state kernels are N(0, 0.001) and Adam's epsilon is 1e-8, as in the
   original (initial_cell_state_from_embedding; tf.train.AdamOptimizer)."""
   from mvae_tf.model.vae import MusicVAE, make_optimizer
-  from mvae_tf.runs import _named_weights
+  from mvae_tf.weights import named_weights
   model = MusicVAE.from_config_name(name)
-  kernels = {k: v.numpy() for k, v in _named_weights(model)
+  kernels = {k: v.numpy() for k, v in named_weights(model)
              if k.endswith(('initial_state_kernel', 'conductor_initial_kernel'))}
   assert kernels
   for k, v in kernels.items():
     assert 0.0005 < v.std() < 0.002, (k, v.std())
   assert make_optimizer(model.hparams).epsilon == 1e-8
   # Each weight draws its own values (an unseeded initializer reused repeats them).
-  weights = {k: v.numpy() for k, v in _named_weights(model)}
+  weights = {k: v.numpy() for k, v in named_weights(model)}
   assert not np.array_equal(weights['encoder/mu_kernel'], weights['encoder/sigma_kernel'])
 
 
 def test_the_core_decoders_start_from_different_weights():
   from mvae_tf.model.vae import MusicVAE
-  from mvae_tf.runs import _named_weights
-  weights = {k: v.numpy() for k, v in _named_weights(
+  from mvae_tf.weights import named_weights
+  weights = {k: v.numpy() for k, v in named_weights(
       MusicVAE.from_config_name('tiny-hierdec-trio_16bar'))}
   kernels = [v for k, v in sorted(weights.items()) if k.endswith('initial_state_kernel')]
   assert len(kernels) == 3

@@ -15,6 +15,7 @@ import pytest
 from conftest import scale_melody, varied_melody
 from mvae_tf import runs
 from mvae_tf.data import tfrecord
+from mvae_tf.weights import named_weights
 
 CONFIG = 'tiny-mel_2bar'
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1')
@@ -247,14 +248,14 @@ def test_a_checkpoint_holds_and_restores_every_weight(tmp_path, examples):
   stored = [k for k in reader.get_variable_to_shape_map() if k.startswith('model/')]
   assert sorted(stored) == sorted(
       'model/by_path/%s/.ATTRIBUTES/VARIABLE_VALUE' % name.replace('/', '.S')
-      for name, _ in runs._named_weights(model))
+      for name, _ in named_weights(model))
 
 
 @pytest.mark.parametrize('name', ['tiny-hierdec-trio_16bar', 'tiny-mel_2bar_chords'])
 def test_every_weight_has_its_own_checkpoint_name(name):
   from mvae_tf.model.vae import MusicVAE
   model = MusicVAE.from_config_name(name)
-  names = dict(runs._named_weights(model))
+  names = dict(named_weights(model))
   assert len(names) == len(model.weights)
   assert 'decoder/core_decoder_2/lstm/kernel_0' in names or name.endswith('chords')
 

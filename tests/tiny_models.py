@@ -49,10 +49,10 @@ def trained_keras_model():
 def random_model(name, overrides='', seed=0, scale=0.3):
   """A model of config `name` with every weight N(0, scale): nothing near zero or tied."""
   from mvae_tf.model.vae import MusicVAE
-  from mvae_tf.runs import _named_weights
+  from mvae_tf.weights import named_weights
   model = MusicVAE.from_config_name(name, overrides)
   rng = np.random.default_rng(seed)
-  for _, v in _named_weights(model):
+  for _, v in named_weights(model):
     v.assign(rng.normal(0, scale, v.shape).astype(np.float32))
   return model
 

@@ -309,12 +309,12 @@ def add_import_magenta_parser(subparsers):
 
 
 def run_import_magenta(args):
-  from mvae_tf import cli
+  from mvae_tf.errors import UserError
   try:
     from mvae_tf import configs
     configs.get_config(args.config)
     import_magenta(args.config, args.checkpoint, args.output, args.hparams)
   except ValueError as e:
-    raise cli.UserError(str(e)) from None
+    raise UserError(str(e)) from None
   print('wrote %s' % os.path.join(args.output, 'model.keras'))
   return 0
