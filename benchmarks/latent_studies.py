@@ -26,7 +26,6 @@ deviation over the held-out windows. One panel per attribute vector.
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
@@ -48,8 +47,8 @@ def _labels(onehot, depths):
 def _log_likelihood(model, indices, z):
   """Mean log p(x | z) per step (nats), x given as labels [N, T, P]."""
   depths = model.output_depths
-  targets = np.concatenate([np.eye(d, dtype=np.float32)[indices[..., p]]
-                            for p, d in enumerate(depths)], -1)
+  from mvae_tf.model.trained_model import onehot
+  targets = onehot(indices, depths).astype(np.float32)
   logits = np.asarray(model.teacher_forced_logits(targets, None, z), np.float64)
   total, start = 0.0, 0
   for p, d in enumerate(depths):
@@ -140,8 +139,8 @@ def interpolation(args):
 
 def _mu_of(model, indices):
   """mu of windows given as labels [N, T, P] (full length)."""
-  targets = np.concatenate([np.eye(d, dtype=bool)[indices[..., p]]
-                            for p, d in enumerate(model.output_depths)], -1)
+  from mvae_tf.model.trained_model import onehot
+  targets = onehot(indices, model.output_depths)
   lengths = np.full(len(indices), indices.shape[1], np.int32)
   _, mu, _ = model.encode_tensors(targets, lengths, None, seed=0)
   return mu

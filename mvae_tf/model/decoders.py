@@ -244,15 +244,13 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     """teacher_forced's pass through lstm.decode_stack (hand-written backward);
     `chunked`: through lstm.decode_stack_chunked (long sequences, no sampling)."""
     cell, read = self.cell, tf.convert_to_tensor
+    weights = ([read(k) for k in cell.recurrent_kernels], [read(k) for k in cell.kernels[1:]],
+               [read(b) for b in cell.biases[1:]], read(self.output_kernel),
+               read(self.output_bias))
     if chunked:
-      return lstm.decode_stack_chunked(
-          x, states, [read(k) for k in cell.recurrent_kernels],
-          [read(k) for k in cell.kernels[1:]], [read(b) for b in cell.biases[1:]],
-          read(self.output_kernel), read(self.output_bias))
+      return lstm.decode_stack_chunked(x, states, *weights)
     return lstm.decode_stack(
-        x, states, [read(k) for k in cell.recurrent_kernels],
-        [read(k) for k in cell.kernels[1:]], [read(b) for b in cell.biases[1:]],
-        read(self.output_kernel), read(self.output_bias), choose=choose, other=other,
+        x, states, *weights, choose=choose, other=other,
         token_table=None if choose is None else read(cell.kernels[0])[:self.output_depth],
         token_offsets=self._offsets)
 

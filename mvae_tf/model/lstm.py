@@ -180,8 +180,7 @@ class LSTMStack(keras.layers.Layer):
       kernel = tf.convert_to_tensor(self.recurrent_kernels[0])
       mask = None if lengths is None else tf.sequence_mask(lengths, num_steps, tf.float32)
       if num_steps <= UNROLL_LIMIT:
-        outputs, c, h = lstm_layer(*[x_projection, states[0], states[1], kernel]
-                                   + ([mask] if mask is not None else []))
+        outputs, c, h = _layer(x_projection, states[0], states[1], kernel, mask)
       else:
         outputs, c, h = lstm_layer_chunked(x_projection, states[0], states[1], kernel, mask)
       return outputs, (c, h)
@@ -315,6 +314,11 @@ def _unchunk(x):
   return tf.reshape(x, [-1, x.shape[1] * x.shape[2]] + x.shape[3:].as_list())
 
 
+def _layer(x_projection, c0, h0, recurrent_kernel, mask):
+  """lstm_layer, given `mask` only when there is one (its custom gradient takes tensors)."""
+  return lstm_layer(x_projection, c0, h0, recurrent_kernel, *([] if mask is None else [mask]))
+
+
 def lstm_layer_chunked(x_projection, c0, h0, recurrent_kernel, mask=None):
   """lstm_layer over a long sequence: a tf.while_loop over chunks of
   chunk_length(T) steps, each chunk lstm_layer's unrolled steps and hand-written
@@ -327,8 +331,7 @@ def lstm_layer_chunked(x_projection, c0, h0, recurrent_kernel, mask=None):
 
   def body(t, inputs, carry):
     x_t, m_t = inputs
-    out, c, h = lstm_layer(*[x_t, carry[0], carry[1], recurrent_kernel]
-                           + ([m_t] if m_t is not None else []))
+    out, c, h = _layer(x_t, carry[0], carry[1], recurrent_kernel, m_t)
     return out, (c, h)
 
   chunks = (_chunks(x_projection, length), None if mask is None else _chunks(mask, length))
@@ -367,7 +370,7 @@ def _weight_gradient(step_inputs, d_gates):
   """sum_t step_inputs[t]^T d_gates[:, t] as one product: [B, T, n] x [B, T, m] -> [n, m]."""
   x = tf.stack(step_inputs, 1) if isinstance(step_inputs, (list, tuple)) else step_inputs
   return _mm(tf.reshape(x, [-1, x.shape[-1]]),
-                   tf.reshape(d_gates, [-1, d_gates.shape[-1]]), transpose_a=True)
+             tf.reshape(d_gates, [-1, d_gates.shape[-1]]), transpose_a=True)
 
 
 def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, output_bias,
@@ -438,7 +441,7 @@ def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, o
       d_w_out = _weight_gradient(top, d_logits)
       d_b_out = tf.reduce_sum(d_logits, [0, 1])
       d_out = tf.reshape(_mm(tf.reshape(d_logits, [-1, d_logits.shape[-1]]), w_low,
-                                   transpose_b=True), [-1, num_steps, units])
+                             transpose_b=True), [-1, num_steps, units])
       d_states = [None] * (2 * num_layers)
       d_rec, d_ker, d_bia = [None] * num_layers, [None] * (num_layers - 1), \
           [None] * (num_layers - 1)
@@ -454,7 +457,7 @@ def decode_stack(x, states, recurrent_kernels, kernels, biases, output_kernel, o
           d_ker[l - 1] = _weight_gradient(below, d_gates)
           d_bia[l - 1] = tf.reduce_sum(d_gates, [0, 1])
           d_out = tf.reshape(_mm(tf.reshape(d_gates, [-1, d_gates.shape[-1]]),
-                                       ker[l - 1], transpose_b=True),
+                                 ker[l - 1], transpose_b=True),
                              [-1, num_steps, below.shape[-1]])
         else:
           d_x = d_gates

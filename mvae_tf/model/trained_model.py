@@ -150,7 +150,8 @@ def log_softmax(logits, depths):
   return np.concatenate(out, -1)
 
 
-def _onehot(indices, depths):
+def onehot(indices, depths):
+  """Class indices [..., P] -> one-hot [..., sum(depths)] (bool), part by part."""
   return np.concatenate([np.eye(d, dtype=bool)[indices[..., p]] for p, d in enumerate(depths)],
                         -1)
 
@@ -470,7 +471,7 @@ class TrainedModel:
     temperature 0.0 means argmax; else softmax(logits / temperature) with `seed` (int).
     """
     indices, _ = self.decode_indices(z, length, temperature, seed, controls)
-    return _onehot(indices, self.output_depths)
+    return onehot(indices, self.output_depths)
 
   def decode_indices(self, z, length, temperature=0.0, seed=None, controls=None):
     """Like decode_tensors, as class indices [N, length, P] plus the logits [N, length, D]."""
@@ -705,7 +706,7 @@ class TrainedModel:
 
   def to_note_sequences(self, indices, controls=None):
     """NoteSequences of decoded class indices [N, T, P] (the converter's from_tensors)."""
-    return self.converter.from_tensors(_onehot(np.asarray(indices), self.output_depths),
+    return self.converter.from_tensors(onehot(np.asarray(indices), self.output_depths),
                                        controls)
 
   def random_latents(self, n, seed=None):
