@@ -67,13 +67,16 @@ def _replica_step(model, optimizer, batch, step, seed):
   context = tf.distribute.get_replica_context()
   replica = context.replica_id_in_sync_group
   per_replica = tf.shape(batch[3])[0]
-  # z's noise is drawn for the global batch and sliced, so that one replica and
-  # several see the same z for the same example.
-  noise = tf.random.stateless_normal(
-      [per_replica * context.num_replicas_in_sync, model.hparams.z_size], seed)
-  noise = noise[replica * per_replica:(replica + 1) * per_replica]
-  replica_seed = tf.random.experimental.stateless_fold_in(seed, replica)
-  metrics = vae.train_step(model, optimizer, batch, step, seed=replica_seed, noise=noise)
+  # Every draw is made for the global batch and sliced (z's noise here, scheduled
+  # sampling's in the decoder, `rows`), so that one replica and several draw the same
+  # for the same example.
+  total = per_replica * context.num_replicas_in_sync
+  first = replica * per_replica
+  noise = tf.random.stateless_normal([total, model.hparams.z_size], seed)
+  noise = noise[first:first + per_replica]
+  metrics = vae.train_step(model, optimizer, batch, step,
+                           seed=tf.random.experimental.stateless_fold_in(seed, 1),
+                           noise=noise, rows=(first, total))
   metrics['skipped'] = tf.cast(metrics['skipped'], tf.float32)
   return metrics
 

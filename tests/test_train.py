@@ -67,17 +67,24 @@ _REPLICA_SCRIPT = textwrap.dedent('''
     from mvae_tf import train
     from mvae_tf.model.vae import MusicVAE, make_optimizer
 
-    hparams = 'sampling_schedule=constant,sampling_rate=0.0,batch_size=8'
+    config, sampling = sys.argv[1], float(sys.argv[2])
+    # Scheduled sampling at a constant rate: half the decoder's inputs are its own draws.
+    hparams = 'sampling_schedule=constant,sampling_rate=%r,batch_size=8' % sampling
+    initial_model = MusicVAE.from_config_name(config, hparams)
     rng = np.random.default_rng(0)
-    outputs = np.eye(90, dtype=bool)[rng.integers(0, 90, (8, 32))]
-    lengths = np.array([32, 20, 32, 7, 32, 32, 11, 32], np.int32)
-    batch = (outputs, outputs, np.zeros((8, 32, 0), bool), lengths)
-    initial = MusicVAE.from_config_name('tiny-mel_2bar', hparams).get_weights()
+    steps = initial_model.hparams.max_seq_len
+    outputs = np.concatenate([np.eye(d, dtype=bool)[rng.integers(0, d, (8, steps))]
+                              for d in initial_model.output_depths], -1)
+    lengths = np.array([steps, 20, steps, 7, steps, steps, 11, steps], np.int32)
+    if initial_model.decoder_type == 'hierarchical':
+      lengths[:] = steps
+    batch = (outputs, outputs, np.zeros((8, steps, 0), bool), lengths)
+    initial = initial_model.get_weights()
     results = {}
     for replicas in (1, 2):
       strategy = tf.distribute.MirroredStrategy(['/cpu:%d' % i for i in range(replicas)])
       with strategy.scope():
-        model = MusicVAE.from_config_name('tiny-mel_2bar', hparams)
+        model = MusicVAE.from_config_name(config, hparams)
         model.set_weights(initial)
         optimizer = make_optimizer(model.hparams, model)
       step = train.make_train_step(strategy, model, optimizer, seed=3)
@@ -89,25 +96,39 @@ _REPLICA_SCRIPT = textwrap.dedent('''
                               for x in batch))
         metrics = step(dist)
       results[replicas] = dict(weights=[w.tolist() for w in model.get_weights()],
-                               loss=float(metrics['loss']), step=int(optimizer.iterations.numpy()))
-    results['initial'] = dict(weights=[w.tolist() for w in initial])
+                               loss=float(metrics['loss']), step=int(optimizer.iterations.numpy()),
+                               sampling=float(metrics['sampling_probability']))
+    results['initial'] = dict(weights=[w.tolist() for w in initial],
+                              names=[w.path for w in initial_model.weights])
     json.dump(results, sys.stdout)
 ''')
 
 
-def test_one_and_two_replicas_make_the_same_update():
-  out = subprocess.run([sys.executable, '-c', _REPLICA_SCRIPT], capture_output=True, text=True,
-                       env=ENV, timeout=300)
+def _replica_results(config, sampling):
+  out = subprocess.run([sys.executable, '-c', _REPLICA_SCRIPT, config, str(sampling)],
+                       capture_output=True, text=True, env=ENV, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
-  results = json.loads(out.stdout)
+  return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize('config', ['tiny-mel_2bar', 'tiny-hierdec-trio_2bar'])
+def test_one_and_two_replicas_make_the_same_update_with_scheduled_sampling(config):
+  """Every draw (z's noise and scheduled sampling's) is made for the global batch and
+  sliced per replica, so the split does not change the update."""
+  results = _replica_results(config, 0.5)
   one, two = results['1'], results['2']
   assert one['step'] == two['step'] == 2
+  assert one['sampling'] == two['sampling'] == 0.5
   assert one['loss'] == pytest.approx(two['loss'], rel=1e-5)
-  moved = 0
-  for a, b, start in zip(one['weights'], two['weights'], results['initial']['weights']):
+  unmoved = []
+  for a, b, start, name in zip(one['weights'], two['weights'], results['initial']['weights'],
+                               results['initial']['names']):
     np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-4, atol=1e-6)
-    moved += not np.allclose(np.array(a), np.array(start), rtol=0, atol=1e-6)
-  assert moved == len(one['weights'])  # every weight was updated
+    if np.allclose(np.array(a), np.array(start), rtol=0, atol=1e-6):
+      unmoved.append(name)
+  # Every weight was updated but the conductor's input kernel: its input is zeros (as in
+  # the original), so its gradient is.
+  assert unmoved == (['conductor/kernel_0'] if 'hierdec' in config else [])
 
 
 def test_two_workers_on_loopback_train_and_checkpoint(tmp_path, examples):

@@ -181,12 +181,16 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     return cond, ctrl
 
   def teacher_forced(self, inputs, z, controls=None, sampling_probability=0.0, seed=None,
-                     states=None):
+                     states=None, rows=None):
     """Logits [B, T, D] given the previous tokens `inputs` [B, T, D] (zeros at t=0).
 
     With `sampling_probability` > 0, each step's input is, with that
     probability, a token sampled from the previous step's logits instead
-    (scheduled sampling, never at t=0).
+    (scheduled sampling, never at t=0). `rows` (first, total): this batch is
+    rows first..first+B of a batch of `total` rows (one replica's share of a
+    global batch); each step's draws are made for all `total` rows and this
+    batch's taken, so that an example gets the same draws however the global
+    batch is split over replicas.
     """
     inputs = tf.cast(inputs, tf.float32)
     batch = tf.shape(inputs)[0]
@@ -217,10 +221,18 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     def choose(t, previous_logits):
       """(use the sampled token at step t [B, 1], its indices per part [B, P])."""
       step_seed = tf.random.experimental.stateless_fold_in(seed, t)
-      sampled = sample_parts(previous_logits, self.output_depths, 1.0, step_seed)
-      use = tf.random.stateless_uniform(
-          [batch], tf.random.experimental.stateless_fold_in(step_seed, 99)) \
-          < sampling_probability
+      use_seed = tf.random.experimental.stateless_fold_in(step_seed, 99)
+      if rows is None:
+        sampled = sample_parts(previous_logits, self.output_depths, 1.0, step_seed)
+        u = tf.random.stateless_uniform([batch], use_seed)
+      else:  # the global batch's draws (Gumbel-max: the same distribution), ours sliced
+        first, total = rows
+        noise = tf.random.stateless_uniform(
+            [total, self.output_depth],
+            tf.random.experimental.stateless_fold_in(step_seed, 98))[first:first + batch]
+        sampled = sample_parts(previous_logits, self.output_depths, 1.0, noise=noise)
+        u = tf.random.stateless_uniform([total], use_seed)[first:first + batch]
+      use = u < sampling_probability
       use = tf.logical_and(use, t > 0)[:, None]
       return use, sampled
 
@@ -358,8 +370,11 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
     """[B, bars * spb, ...] -> [B * bars, spb, ...]."""
     return tf.reshape(x, [-1, self.steps_per_bar] + x.shape[2:].as_list())
 
-  def teacher_forced(self, inputs, z, controls=None, sampling_probability=0.0, seed=None):
-    """Logits [B, T, D] given previous tokens [B, T, D] shifted over the whole sequence."""
+  def teacher_forced(self, inputs, z, controls=None, sampling_probability=0.0, seed=None,
+                     rows=None):
+    """Logits [B, T, D] given previous tokens [B, T, D] shifted over the whole sequence.
+    `rows`: see CategoricalLSTMDecoder.teacher_forced (each example is num_bars rows of
+    the core decoders)."""
     inputs = tf.cast(inputs, tf.float32)
     batch = tf.shape(inputs)[0]
     num_steps = self.num_bars * self.steps_per_bar
@@ -371,8 +386,9 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
     for p, (core, part) in enumerate(zip(self.core_decoders, parts)):
       part_seed = None if seed is None else tf.random.experimental.stateless_fold_in(
           _seed(seed), p)
-      out = core.teacher_forced(self._split_bars(part), emb, ctrl, sampling_probability,
-                                part_seed)
+      out = core.teacher_forced(
+          self._split_bars(part), emb, ctrl, sampling_probability, part_seed,
+          rows=None if rows is None else (rows[0] * self.num_bars, rows[1] * self.num_bars))
       logits.append(tf.reshape(out, [batch, num_steps, core.output_depth]))
     return tf.concat(logits, -1) if len(logits) > 1 else logits[0]
 

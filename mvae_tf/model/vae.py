@@ -231,11 +231,12 @@ class MusicVAE(keras.Model):
     return tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
 
   def teacher_forced_logits(self, targets, z, controls=None, sampling_probability=0.0,
-                            seed=None):
-    """Logits [B, T, D] with the decoder fed the previous targets."""
+                            seed=None, rows=None):
+    """Logits [B, T, D] with the decoder fed the previous targets (`rows`: see
+    decoders.CategoricalLSTMDecoder.teacher_forced)."""
     return self.decoder.teacher_forced(shift_right(targets), z,
                                        self._controls(controls, targets),
-                                       sampling_probability, seed)
+                                       sampling_probability, seed, rows=rows)
 
   def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None, noise=None):
     """Free-running decode from z: (indices [B, T, P], logits [B, T, D]).
@@ -259,13 +260,15 @@ class MusicVAE(keras.Model):
 
   # --- The objective. ---
 
-  def compute_loss(self, batch, step=0, training=True, seed=None, noise=None):
+  def compute_loss(self, batch, step=0, training=True, seed=None, noise=None, rows=None):
     """(loss, metrics dict) of a batch at training step `step`.
 
     training: z is drawn from q(z|x) and scheduled sampling applies (as in the
     reference's training graph); else z is drawn from q and the decoder is
     teacher-forced. `seed` ([2] ints) makes z and sampling reproducible;
-    `noise` [B, z_size], if given, is the standard normal draw behind z.
+    `noise` [B, z_size], if given, is the standard normal draw behind z;
+    `rows` (first, total) places the batch in a global batch whose scheduled-sampling
+    draws are made together (see decoders.CategoricalLSTMDecoder.teacher_forced).
     """
     hp = self.hparams
     inputs, outputs, controls, lengths = _unpack(batch)
@@ -281,7 +284,7 @@ class MusicVAE(keras.Model):
     p = sampling_probability(hp, step) if training and (
         hp.sampling_schedule != 'constant' or hp.sampling_rate > 0) else 0.0
     logits = self.teacher_forced_logits(outputs, z if hp.conditional else z * 0.0,
-                                        controls, p, seed)
+                                        controls, p, seed, rows)
     r_loss, correct, mask = reconstruction_loss(logits, outputs, lengths, self.output_depths)
     prior = tfd.MultivariateNormalDiag(loc=tf.zeros_like(mu), scale_diag=tf.ones_like(sigma))
     kl = tfd.kl_divergence(q, prior)
@@ -303,7 +306,7 @@ class MusicVAE(keras.Model):
     return loss, metrics
 
 
-def train_step(model, optimizer, batch, step, seed=None, noise=None):
+def train_step(model, optimizer, batch, step, seed=None, noise=None, rows=None):
   """One optimisation step; returns metrics (with grad_norm and skipped).
 
   Works alone or inside a tf.distribute replica function: each replica's
@@ -321,7 +324,8 @@ def train_step(model, optimizer, batch, step, seed=None, noise=None):
   num_replicas = context.num_replicas_in_sync
   variables = model.trainable_variables
   with tf.GradientTape() as tape:
-    loss, metrics = model.compute_loss(batch, step, training=True, seed=seed, noise=noise)
+    loss, metrics = model.compute_loss(batch, step, training=True, seed=seed, noise=noise,
+                                       rows=rows)
     scaled_loss = loss / num_replicas
   grads = tape.gradient(scaled_loss, variables)
   grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
