@@ -109,7 +109,7 @@ def _add_inspect(sub):
 
 def _run_inspect(args):
   from mvae_tf import configs
-  from mvae_tf.data import inspect, sources, tfrecord
+  from mvae_tf.data import sources, tfrecord, windows
   try:
     configs.get_config(args.config)
   except ValueError as e:
@@ -117,17 +117,17 @@ def _run_inspect(args):
   if not os.path.isfile(args.path):
     raise UserError('%s: no such file' % args.path)
   try:
-    sequences = inspect.load_sequences(args.path)
+    sequences = windows.load_sequences(args.path)
   except tfrecord.CorruptRecordError as e:
     raise UserError('%s; rebuild it with `mvae prepare`' % e) from None
   except sources.SkippedFile as e:
     raise UserError(str(e)) from None
-  reports = inspect.inspect_sequences(sequences, args.config, workers=args.workers)
-  summary = inspect.summarize(reports, args.config)
+  reports = windows.inspect_sequences(sequences, args.config, workers=args.workers)
+  summary = windows.summarize(reports, args.config)
   if args.json:
     print(json.dumps({'summary': summary, 'sequences': reports}, indent=2))
   else:
-    print(inspect.format_report(reports, summary, show_all=args.all))
+    print(windows.format_report(reports, summary, show_all=args.all))
   return 0
 
 

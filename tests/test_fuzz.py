@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import REFERENCE, scale_melody, varied_melody
 from mvae_tf import configs
-from mvae_tf.data import inspect, prepare, sources, tfrecord
+from mvae_tf.data import prepare, sources, tfrecord, windows
 
 SEEDS = [open(p, 'rb').read() for p in sorted(glob.glob(
     os.path.join(REFERENCE, 'converters', '*', 'midi', '*.mid')))]
@@ -112,14 +112,14 @@ def test_a_mutated_tfrecord_is_read_or_refused_by_inspect_and_the_up_front_check
   with open(path, 'wb') as f:
     f.write(data)
   try:
-    sequences = inspect.load_sequences(path)
+    sequences = windows.load_sequences(path)
   except tfrecord.CorruptRecordError as e:
     assert path in str(e) and 'record' in str(e)
     with pytest.raises(tfrecord.CorruptRecordError):
       pipeline.check_examples_path(path)
     return
   pipeline.check_examples_path(path)  # what inspect reads, training reads
-  reports = inspect.inspect_sequences(sequences, 'cat-mel_2bar_small', workers=1)
+  reports = windows.inspect_sequences(sequences, 'cat-mel_2bar_small', workers=1)
   assert len(reports) == len(sequences)
 
 

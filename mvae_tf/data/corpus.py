@@ -284,7 +284,7 @@ def _count_windows(data):
   all windows], reason for none or None)} for one serialized NoteSequence."""
   from note_seq.protobuf import music_pb2
 
-  from mvae_tf.data import inspect
+  from mvae_tf.data import windows
   ns = music_pb2.NoteSequence.FromString(data)
   result = {}
   for name, converter, cap in _window_converters:
@@ -296,7 +296,7 @@ def _count_windows(data):
     count = len(tensors)
     reason = None
     if not count:
-      reason = (inspect.reason_category(tensors.skipped[0]) if tensors.skipped
+      reason = (windows.reason_category(tensors.skipped[0]) if tensors.skipped
                 else 'no window of the required length')
     result[name] = (min(count, cap) if cap else count,
                     [_window_digest(w) for w in tensors.outputs], reason)

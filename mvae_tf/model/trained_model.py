@@ -502,14 +502,14 @@ class TrainedModel:
     a sequence with no window (unless skip_empty) or, when not all_windows,
     with several.
     """
-    from mvae_tf.data import inspect
+    from mvae_tf.data import windows
     rows, owners = [], []
     for i, ns in enumerate(self._as_list(note_sequences)):
       tensors = self.converter.to_tensors(ns)
       if not len(tensors):
         if skip_empty:
           continue
-        reasons = inspect.inspect_sequence(self.converter, ns)['reasons']
+        reasons = windows.inspect_sequence(self.converter, ns)['reasons']
         raise EncodeError('%s yields no %s for %s: %s' % (
             self._describe_sequence(ns, i), self._window_words(), self.config_name,
             '; '.join(reasons)), i, ns.filename or ns.id, 0, reasons)
