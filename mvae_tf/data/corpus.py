@@ -47,7 +47,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -305,22 +304,14 @@ def _count_windows(data):
 
 def count_windows(serialized, config_names, workers=None, progress=False):
   """Per sequence, the result of `_count_windows`, in order."""
-  workers = workers or os.cpu_count() or 1
+  from mvae_tf import workers as workers_lib
   bar = _bar(progress, len(serialized), 'windows', 'seq')
-  if workers <= 1 or len(serialized) < 16:
-    _init_window_worker(config_names)
-    results = []
-    for data in serialized:
-      results.append(_count_windows(data))
-      bar and bar.update(1)
-  else:
-    ctx = multiprocessing.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
-    with ctx.Pool(workers, initializer=_init_window_worker, initargs=(config_names,),
-                  maxtasksperchild=2000) as pool:
-      results = []
-      for r in pool.imap(_count_windows, serialized, chunksize=4):
-        results.append(r)
-        bar and bar.update(1)
+  results = []
+  for r in workers_lib.imap(_count_windows, serialized, workers, _init_window_worker,
+                            (config_names,), chunksize=4, maxtasksperchild=2000,
+                            min_items=16):
+    results.append(r)
+    bar and bar.update(1)
   bar and bar.close()
   return results
 

@@ -5,7 +5,6 @@ order of the sorted file list (so a rebuild gives the same file), atomically.
 """
 
 import collections
-import multiprocessing
 import os
 import signal
 import sys
@@ -64,14 +63,10 @@ def iter_read(files, limits=None, workers=None, timeout=TIMEOUT_PER_FILE):
   in file order. A file that takes more than `timeout` seconds to parse is skipped
   ('timed out')."""
   limits = limits or {}
-  workers = workers or os.cpu_count() or 1
+  from mvae_tf import workers as workers_lib
   jobs = [(f, limits, timeout) for f in files]
-  if workers <= 1 or len(files) < 4:
-    yield from map(_read_one, jobs)
-    return
-  ctx = multiprocessing.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
-  with ctx.Pool(workers, maxtasksperchild=500) as pool:
-    yield from pool.imap(_read_one, jobs, chunksize=8)
+  yield from workers_lib.imap(_read_one, jobs, workers, chunksize=8, maxtasksperchild=500,
+                              min_items=4)
 
 
 class Summary:

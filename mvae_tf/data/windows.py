@@ -2,9 +2,6 @@
 why a sequence yields none."""
 
 import collections
-import multiprocessing
-import os
-import sys
 
 from mvae_tf import configs
 from mvae_tf.data import sources, tfrecord
@@ -51,13 +48,12 @@ def _inspect_bytes(data):
 
 def inspect_sequences(sequences, config_name, workers=None):
   """Per-sequence reports, in order."""
-  workers = workers or os.cpu_count() or 1
-  if workers <= 1 or len(sequences) < 16:
+  from mvae_tf import workers as workers_lib
+  if workers_lib.count(workers) <= 1 or len(sequences) < 16:
     _init_worker(config_name)
     return [inspect_sequence(_worker_converter, ns) for ns in sequences]
-  ctx = multiprocessing.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
-  with ctx.Pool(workers, initializer=_init_worker, initargs=(config_name,)) as pool:
-    return pool.map(_inspect_bytes, [ns.SerializeToString() for ns in sequences], chunksize=16)
+  return list(workers_lib.imap(_inspect_bytes, [ns.SerializeToString() for ns in sequences],
+                               workers, _init_worker, (config_name,), chunksize=16))
 
 
 def summarize(reports, config_name):
