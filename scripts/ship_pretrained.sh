@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Package the trained 2-bar models as the shipped presets (mvae_tf/pretrained/NAME).
+# Package trained models as the shipped presets (mvae_tf/pretrained/NAME).
 #
-#   scripts/ship_pretrained.sh [folk-mel_2bar] [drums_2bar]
+#   scripts/ship_pretrained.sh [folk-mel_2bar] [drums_2bar] [folk-mel_16bar] [folk-mel_16bar_flat]
 #
-# For each preset: evaluates its run ($RUNS/NAME, default runs/NAME, trained with
-# `mvae train --config CONFIG --run_dir runs/NAME --examples_path
-# data/CORPUS/train.tfrecord ...`) on the held-out set into
-# runs/NAME/evaluation.json, then writes weights.npz, config.json (with the
-# evaluation) and attributes.npz (measured on the held-out set).
+# For each preset: evaluates its run (the 2-bar ones $RUNS/NAME, default runs/NAME;
+# the 16-bar ones $RUNS/CONFIG, as docs/long_form.md trains them; each trained with
+# `mvae train --config CONFIG --run_dir RUN --examples_path
+# data/CORPUS/train.tfrecord ...`) on the held-out set into RUN/evaluation.json,
+# then writes weights.npz, config.json (with the evaluation), attributes.npz
+# (measured on the held-out set) and the float16 .tflite exports. CHECKPOINT=N
+# ships checkpoint N of each run instead of its newest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
@@ -15,12 +17,15 @@ py=.venv/bin/python
 runs=${RUNS:-runs}
 
 ship() {
-  local name=$1 config=$2 corpus=$3
-  local eval_json="$runs/$name/evaluation.json"
-  .venv/bin/mvae evaluate --config "$config" --run_dir "$runs/$name" \
+  local name=$1 config=$2 corpus=$3 run=${4:-$runs/$1}
+  local eval_json="$run/evaluation.json" model=(--run_dir "$run")
+  if [ -n "${CHECKPOINT:-}" ]; then
+    model=(--checkpoint "$run/checkpoints/ckpt-$CHECKPOINT")
+  fi
+  .venv/bin/mvae evaluate --config "$config" "${model[@]}" \
     --examples_path "data/$corpus/eval.tfrecord" --json > "$eval_json.tmp"
   mv "$eval_json.tmp" "$eval_json"
-  "$py" scripts/package_pretrained.py --run_dir "$runs/$name" --name "$name" \
+  "$py" scripts/package_pretrained.py "${model[@]}" --config "$config" --name "$name" \
     --corpus "$corpus (data/$corpus/train.tfrecord, mvae corpus $corpus)" \
     --evaluation "$eval_json" --attribute_corpus "data/$corpus/eval.tfrecord"
 }
@@ -31,6 +36,10 @@ for name in "${presets[@]}"; do
   case $name in
     folk-mel_2bar) ship folk-mel_2bar cat-mel_2bar_cpu folk ;;
     drums_2bar) ship drums_2bar cat-drums_2bar_cpu drums ;;
-    *) echo "unknown preset $name (folk-mel_2bar, drums_2bar)" >&2; exit 2 ;;
+    folk-mel_16bar) ship folk-mel_16bar hierdec-mel_16bar_cpu folk "$runs/hierdec-mel_16bar_cpu" ;;
+    folk-mel_16bar_flat)
+      ship folk-mel_16bar_flat flat-mel_16bar_cpu folk "$runs/flat-mel_16bar_cpu" ;;
+    *) echo "unknown preset $name (folk-mel_2bar, drums_2bar, folk-mel_16bar," \
+            "folk-mel_16bar_flat)" >&2; exit 2 ;;
   esac
 done

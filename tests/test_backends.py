@@ -11,7 +11,7 @@ import pytest
 
 tf = pytest.importorskip('tensorflow')
 
-from mvae_tf import pretrained  # noqa: E402
+from mvae_tf import configs, pretrained  # noqa: E402
 from mvae_tf.model import trained_model  # noqa: E402
 from mvae_tf.model.trained_model import TrainedModel, save_model  # noqa: E402
 from mvae_tf.weights import check_weights, weights_from_keras  # noqa: E402
@@ -196,7 +196,9 @@ def test_presets_ship_with_the_package(name):
   path = pretrained.preset_dir(name)
   assert pretrained.is_pretrained_dir(path)
   info = pretrained.read_info(path)
-  assert info['config'] == pretrained.PRESETS[name] and info['decoder_type'] == 'flat'
+  config = configs.get_config(pretrained.PRESETS[name])
+  assert info['config'] == config.name and info['decoder_type'] == config.decoder
+  assert info['status'] == 'trained' and info['evaluation']['config'] == config.name
   assert os.path.getsize(os.path.join(path, pretrained.WEIGHTS_FILE)) < 4e6
   for name_, batch in ((trained_model.TFLITE_FILE, 1), (trained_model.TFLITE_BATCH_FILE, 64)):
     from edge_demo.metadata import read_tflite_metadata

@@ -34,6 +34,12 @@ def melody_model():
 
 
 @pytest.fixture(scope='session')
+def melody_16bar_model():
+  """The shipped 16-bar hierarchical melody model (float16, batch 1)."""
+  return _model('folk-mel_16bar')
+
+
+@pytest.fixture(scope='session')
 def drums_model():
   """The shipped 2-bar drums model (float16, batch 1)."""
   return _model('drums_2bar')

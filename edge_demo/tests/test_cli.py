@@ -117,13 +117,19 @@ def test_the_same_seed_gives_the_same_files(cli, tmp_path, melody_model):
   assert read('a', 1) != read('c', 2)
 
 
-def test_sample_notes_are_the_decode_of_the_documented_draws(cli, tmp_path, melody_model):
+@pytest.mark.parametrize('which,bars', [('melody_model', 2), ('melody_16bar_model', 16)])
+def test_sample_notes_are_the_decode_of_the_documented_draws(cli, tmp_path, request, which,
+                                                             bars):
   """z then noise from default_rng(seed) (edge_demo.cli.draw): what tests/test_edge_parity.py
-  decodes with mvae_tf to check the notes are mvae_tf's."""
-  rc, _, err = cli('sample', '--num', 2, '--seed', 9, '--temperature', 0.7, '--out', tmp_path,
-                   '--model', melody_model)
+  decodes with mvae_tf to check the notes are mvae_tf's. The 16-bar model is hierarchical
+  (conductor, then a bar at a time)."""
+  path = request.getfixturevalue(which)
+  rc, out, err = cli('sample', '--num', 2, '--seed', 9, '--temperature', 0.7, '--out',
+                     tmp_path, '--model', path)
   assert rc == 0, err
-  model = runtime.TFLiteModel(melody_model)
+  assert out.count(', %d bars' % bars) == 2
+  model = runtime.TFLiteModel(path)
+  assert model.num_steps == 16 * bars
   rng = np.random.default_rng(9)
   z = rng.standard_normal((2, model.z_size)).astype(np.float32)
   noise = rng.uniform(np.finfo(np.float32).tiny, 1.0,
@@ -132,6 +138,7 @@ def test_sample_notes_are_the_decode_of_the_documented_draws(cli, tmp_path, melo
   rep = model.metadata['representation']
   for i in range(2):
     expected = music.notes_from_indices(tokens[i], rep)
+    assert expected
     got = music.read_midi(str(tmp_path / ('sample_9_%02d.mid' % (i + 1)))).notes
     step = 60.0 / 120.0 / 4
     assert sorted((n.pitch, round(n.start / step), round(n.end / step)) for n in got) == \

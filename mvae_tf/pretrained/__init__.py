@@ -33,6 +33,10 @@ FORMAT = 'mvae_tf-pretrained-1'
 PRESETS = {
     'folk-mel_2bar': 'cat-mel_2bar_cpu',
     'drums_2bar': 'cat-drums_2bar_cpu',
+    # 16-bar melodies: the hierarchical model, and the flat one as the paper's baseline
+    # (so that `mvae evaluate --preset` reruns the comparison).
+    'folk-mel_16bar': 'hierdec-mel_16bar_cpu',
+    'folk-mel_16bar_flat': 'flat-mel_16bar_cpu',
 }
 DEFAULT_PRESET = 'folk-mel_2bar'
 DRUMS_PRESET = 'drums_2bar'
