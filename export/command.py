@@ -17,8 +17,9 @@ def add_export_parser(subparsers):
   """Register `mvae export` (TensorFlow is imported only when it runs)."""
   p = subparsers.add_parser('export', help='SavedModel (TF Serving) and TFLite (devices)',
                             description=DESCRIPTION)
+  from mvae_tf import pretrained
   p.add_argument('model', metavar='MODEL',
-                 help='a shipped model name (folk-mel_2bar, drums_2bar) or a model path')
+                 help='a shipped model name (%s) or a model path' % ', '.join(pretrained.PRESETS))
   p.add_argument('--output', required=True, metavar='DIR', help='the export directory')
   p.add_argument('--format', choices=('saved_model', 'tflite', 'all'), default='all')
   p.add_argument('--quantize', choices=('none', 'float16', 'dynamic', 'int8', 'all'),

@@ -352,6 +352,7 @@ def format_report(results):
 # --- The command. ---
 
 def add_evaluate_parser(subparsers):
+  from mvae_tf import pretrained
   """Register `mvae evaluate` on an argparse subparsers object (TensorFlow is not imported)."""
   p = subparsers.add_parser(
       'evaluate', help="reconstruction accuracy beside the paper's table",
@@ -368,8 +369,8 @@ def add_evaluate_parser(subparsers):
                       help='any model: a .../checkpoints/ckpt-N prefix, a saved model '
                            'directory, a packaged model directory or a shipped model name')
   source.add_argument('--preset', metavar='NAME',
-                      help='a model that ships with mvae_tf (folk-mel_2bar, drums_2bar), as '
-                           '`mvae generate --preset`')
+                      help='a model that ships with mvae_tf (%s), as `mvae generate --preset`'
+                           % ', '.join(pretrained.PRESETS))
   p.add_argument('--examples_path', required=True, metavar='FILE.tfrecord',
                  help='held-out NoteSequences (from `mvae prepare` or `mvae corpus`)')
   p.add_argument('--num_batches', type=int, default=None, metavar='N',

@@ -2,7 +2,7 @@
 
 `resolve(name_or_path)` says what a name is, without loading anything:
 
-  preset      a model that ships in the package ('folk-mel_2bar', 'drums_2bar')
+  preset      a model that ships in the package (pretrained.PRESETS: 'folk-mel_2bar', ...)
   packaged    a directory with weights.npz + config.json (mvae_tf.pretrained's format)
   saved       a directory with model.keras (`mvae import-magenta`, save_model) or a .keras file
   run         a training run directory (its newest checkpoint)

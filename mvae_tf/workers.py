@@ -4,8 +4,8 @@ per-file and per-sequence work through `imap`.
 Processes start by forkserver where the platform has it (Linux, macOS), else by
 spawn; never by fork, which copies a process whose other threads (tqdm's
 monitor, TensorFlow's pools) may hold locks at that moment and leaves the child
-deadlocked. The forkserver preloads the function's module, so each worker
-starts without importing note_seq again.
+deadlocked. (A process has one fork server; the first call's function module
+is preloaded into it.)
 """
 
 import multiprocessing

@@ -9,7 +9,9 @@
 # data/CORPUS/train.tfrecord ...`) on the held-out set into RUN/evaluation.json,
 # then writes weights.npz, config.json (with the evaluation), attributes.npz
 # (measured on the held-out set) and the float16 .tflite exports. CHECKPOINT=N
-# ships checkpoint N of each run instead of its newest.
+# ships step N of each run instead of its newest: RUN/kept/ckpt-N, the copy kept
+# out of the run's rotation (cp RUN/checkpoints/ckpt-N.* RUN/kept/), or else
+# RUN/checkpoints/ckpt-N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
@@ -20,12 +22,14 @@ ship() {
   local name=$1 config=$2 corpus=$3 run=${4:-$runs/$1}
   local eval_json="$run/evaluation.json" model=(--run_dir "$run")
   if [ -n "${CHECKPOINT:-}" ]; then
-    model=(--checkpoint "$run/checkpoints/ckpt-$CHECKPOINT")
+    local prefix="$run/kept/ckpt-$CHECKPOINT"
+    [ -f "$prefix.index" ] || prefix="$run/checkpoints/ckpt-$CHECKPOINT"
+    model=(--checkpoint "$prefix")
   fi
   .venv/bin/mvae evaluate --config "$config" "${model[@]}" \
     --examples_path "data/$corpus/eval.tfrecord" --json > "$eval_json.tmp"
   mv "$eval_json.tmp" "$eval_json"
-  "$py" scripts/package_pretrained.py "${model[@]}" --config "$config" --name "$name" \
+  "$py" scripts/package_pretrained.py "${model[@]}" --name "$name" \
     --corpus "$corpus (data/$corpus/train.tfrecord, mvae corpus $corpus)" \
     --evaluation "$eval_json" --attribute_corpus "data/$corpus/eval.tfrecord"
 }

@@ -3,9 +3,18 @@
 import math
 import os
 
+import pytest
+
 from mvae_tf import workers
 
 _initialised = []
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+  _initialised.clear()
+  yield
+  _initialised.clear()
 
 
 def _init(value):
@@ -36,4 +45,3 @@ def test_one_worker_or_few_items_run_here_in_order():
                               initargs=('here',), min_items=3))
   assert [(r[0], r[1]) for r in results] == [(5, os.getpid()), (6, os.getpid())]
   assert _initialised == ['here']
-  _initialised.clear()
