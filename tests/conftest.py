@@ -1,7 +1,5 @@
 import os
 
-import pytest
-
 DATA = os.path.join(os.path.dirname(__file__), 'data')
 REFERENCE = os.path.join(DATA, 'reference')
 
@@ -56,8 +54,3 @@ def rock_beat(bars=4, qpm=120.0):
     if i % 4 == 2:
       notes.append((38, t, t + step / 2, 0, True))
   return make_sequence(notes, qpm=qpm)
-
-
-@pytest.fixture
-def tmp_midi_dir(tmp_path):
-  return tmp_path

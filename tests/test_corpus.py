@@ -11,7 +11,7 @@ import struct
 import note_seq
 import pytest
 
-from conftest import make_sequence, rock_beat, scale_melody
+from conftest import rock_beat, scale_melody
 from mvae_tf import configs
 from mvae_tf.data import corpus, prepare, tfrecord
 

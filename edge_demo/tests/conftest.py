@@ -4,7 +4,8 @@ pytest (no mvae_tf, note_seq or TensorFlow import), from the repository root:
   python -m pytest -c edge_demo/pytest.ini edge_demo/tests
 
 The models are the ones the repository ships (mvae_tf/pretrained/*/model.tflite),
-found relative to this file; MVAE_EDGE_LEGACY=1 marks the run on tflite-runtime 2.14.
+found relative to this file; MVAE_EDGE_LEGACY=1 marks the run on tflite-runtime 2.14
+(test_cli.py checks the runtime is the one it says).
 """
 
 import os
@@ -17,7 +18,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(HERE, 'data')
 PRETRAINED = os.path.join(REPO, 'mvae_tf', 'pretrained')
-LEGACY = os.environ.get('MVAE_EDGE_LEGACY') == '1'
 
 
 def _model(name):

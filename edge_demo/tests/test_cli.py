@@ -11,6 +11,8 @@ import pytest
 from edge_demo import cli as cli_lib
 from edge_demo import metadata, music, runtime
 
+LEGACY = os.environ.get('MVAE_EDGE_LEGACY') == '1'  # the legacy CI job (tflite-runtime 2.14)
+
 MELODY_MIDI = ('melody', '01_simple_4bars.mid')
 RIFF_MIDI = ('melody', '08_long_repeated_riff.mid')
 FORBIDDEN = ('tensorflow', 'note_seq', 'mvae_tf', 'pretty_midi', 'keras')
@@ -380,8 +382,7 @@ def test_open_model_default_and_errors(melody_model, tmp_path):
 def test_the_runtime_the_tests_run_on(melody_model):
   """Which runtime this run uses (the legacy CI job sets MVAE_EDGE_LEGACY=1)."""
   _, name, _ = runtime.find_runtime()
-  if os.environ.get('MVAE_EDGE_LEGACY') == '1':
-    assert name == 'tflite_runtime'
+  assert name == ('tflite_runtime' if LEGACY else 'ai_edge_litert')
   meta = metadata.read_tflite_metadata(melody_model)
   if name == 'tflite_runtime':
     assert meta['legacy_tflite_runtime_2_14'] is True
