@@ -50,6 +50,6 @@ setup(
                                         '*/model.tflite', '*/model_b64.tflite']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
-    entry_points={'console_scripts': ['mvae = mvae_tf.cli:main']},
+    entry_points={'console_scripts': ['mvae = mvae_tf.cli.main:main']},
     license='Apache-2.0',
 )

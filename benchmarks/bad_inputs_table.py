@@ -14,7 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tests'))
 
 import bad_inputs  # noqa: E402
-from mvae_tf import cli  # noqa: E402
+from mvae_tf.cli import main as cli  # noqa: E402
 
 
 def main():

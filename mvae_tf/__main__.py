@@ -1,5 +1,5 @@
 import sys
 
-from mvae_tf.cli import main
+from mvae_tf.cli.main import main
 
 sys.exit(main())

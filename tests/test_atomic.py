@@ -335,7 +335,7 @@ def test_a_wav_whose_header_promises_more_than_it_holds_is_refused(tmp_path):
 # --- generate: unwritable places and a disk that fills up part-way ------------------
 
 def _generate(tmp_path, capsys, *args):
-  from mvae_tf import cli
+  from mvae_tf.cli import main as cli
   code = cli.main(['generate', '--mode', 'sample', '--seed', '1', *args])
   out, err = capsys.readouterr()
   return code, out, err

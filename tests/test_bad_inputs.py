@@ -4,7 +4,7 @@ the problem (no traceback), and nothing lost or half-written on disk."""
 import pytest
 
 import bad_inputs
-from mvae_tf import cli
+from mvae_tf.cli import main as cli
 
 
 @pytest.fixture(scope='module')

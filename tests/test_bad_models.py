@@ -23,7 +23,8 @@ from conftest import REFERENCE
 
 tf = pytest.importorskip('tensorflow')
 
-from mvae_tf import cli, pretrained, resolve  # noqa: E402
+from mvae_tf.cli import main as cli  # noqa: E402
+from mvae_tf import pretrained, resolve  # noqa: E402
 from mvae_tf.model import trained_model  # noqa: E402
 from mvae_tf.weights import check_weights, expected_shapes, weights_from_keras  # noqa: E402
 from mvae_tf.model.trained_model import TrainedModel, save_model  # noqa: E402

@@ -85,7 +85,7 @@ _UNCHECKED = '''
 import sys
 from mvae_tf.data import pipeline
 pipeline.check_examples_path = lambda p, name='': [p] if isinstance(p, str) else list(p)
-from mvae_tf import cli
+from mvae_tf.cli import main as cli
 sys.exit(cli.main(sys.argv[1:]))
 '''
 

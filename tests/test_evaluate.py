@@ -284,8 +284,9 @@ def test_evaluate_a_hierarchical_trio_per_part_and_per_bar():
 
 
 def _parser():
+  from mvae_tf.cli import evaluate as evaluate_command
   parser = argparse.ArgumentParser(prog='mvae')
-  ev.add_evaluate_parser(parser.add_subparsers(dest='command'))
+  evaluate_command.add_evaluate_parser(parser.add_subparsers(dest='command'))
   return parser
 
 
@@ -309,7 +310,7 @@ def test_parser_flags_and_defaults():
 
 
 def test_building_the_parser_does_not_import_tensorflow():
-  code = ('import argparse, sys; from mvae_tf import evaluate; '
+  code = ('import argparse, sys; from mvae_tf.cli import evaluate; '
           'evaluate.add_evaluate_parser(argparse.ArgumentParser().add_subparsers()); '
           'print("tensorflow" in sys.modules)')
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
@@ -325,7 +326,7 @@ def saved_model(tiny_model, tmp_path_factory):
 
 
 def test_cli_errors_name_the_input_and_what_to_do(tmp_path, melody_examples, saved_model):
-  from mvae_tf.cli import UserError
+  from mvae_tf.errors import UserError
   common = ['--config', 'tiny-mel_2bar', '--examples_path', melody_examples]
   with pytest.raises(UserError, match='nowhere: no such run directory'):
     _run('--run_dir', str(tmp_path / 'nowhere'), *common)
@@ -409,7 +410,7 @@ def test_evaluate_a_shipped_model_by_name_without_config(melody_examples, capsys
 
 
 def test_evaluate_refuses_a_config_that_reads_other_windows(melody_examples):
-  from mvae_tf import cli
+  from mvae_tf.cli import main as cli
   with pytest.raises(cli.UserError, match='pass the --config it was trained with'):
     _run('--preset', 'folk-mel_2bar', '--config', 'cat-drums_2bar_cpu', '--examples_path',
          melody_examples)

@@ -12,7 +12,8 @@ from conftest import REFERENCE
 
 tf = pytest.importorskip('tensorflow')
 
-from mvae_tf import cli, resolve  # noqa: E402
+from mvae_tf.cli import main as cli  # noqa: E402
+from mvae_tf import resolve  # noqa: E402
 from edge_demo import runtime  # noqa: E402
 from mvae_tf.export import exporter, graphs as graphs_lib, metadata, serving  # noqa: E402
 from mvae_tf.export import tflite as tflite_lib  # noqa: E402

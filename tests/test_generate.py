@@ -13,7 +13,8 @@ import pretty_midi
 import pytest
 
 from conftest import make_sequence, rock_beat, scale_melody, varied_melody
-from mvae_tf import attributes, cli, configs, pretrained, render
+from mvae_tf.cli import main as cli
+from mvae_tf import attributes, configs, pretrained, render
 from mvae_tf.model import trained_model as tm
 
 tf = pytest.importorskip('tensorflow')
@@ -353,7 +354,7 @@ def test_generate_drums_by_config_and_by_input(tmp_path, capsys):
 
 
 def test_generate_sample_imports_neither_tensorflow_nor_note_seq(tmp_path):
-  code = ('import sys; from mvae_tf import cli; '
+  code = ('import sys; from mvae_tf.cli import main as cli; '
           'code = cli.main(["generate", "--mode", "sample", "--num_outputs", "2", '
           '"--output_dir", sys.argv[1]]); '
           'heavy = sorted(m for m in sys.modules if m.split(".")[0] in '

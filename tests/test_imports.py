@@ -64,3 +64,14 @@ def test_the_script_exits_0_on_the_package_and_1_on_a_cycle_naming_it(tmp_path):
   assert out.returncode == 1
   assert out.stdout.splitlines() == [
       'cycle: pkg.a (line 1) -> pkg.b (line 2) -> pkg.a', '3 module(s), 1 import cycle(s)']
+
+
+def test_the_library_never_imports_the_command_line():
+  """cli/ parses flags and prints one-line errors; nothing below it may need it (only
+  `python -m mvae_tf`, mvae_tf/__main__.py, starts it)."""
+  edges = check_imports.graph()
+  importers = sorted(m for m, targets in edges.items()
+                     if not m.startswith('mvae_tf.cli') and m != 'mvae_tf.__main__'
+                     and any(t == 'mvae_tf.cli' or t.startswith('mvae_tf.cli.') for t in targets))
+  assert 'mvae_tf.cli.main' in edges['mvae_tf.__main__']  # the check sees the one that may
+  assert importers == []

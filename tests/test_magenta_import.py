@@ -148,8 +148,9 @@ def test_wrong_decoder_family_names_the_variables(tmp_path):
 
 
 def test_import_magenta_command(tmp_path, capsys):
+  from mvae_tf.cli import import_magenta as import_command
   parser = argparse.ArgumentParser()
-  magenta_import.add_import_magenta_parser(parser.add_subparsers(dest='command'))
+  import_command.add_import_magenta_parser(parser.add_subparsers(dest='command'))
   out = tmp_path / 'imported'
   args = parser.parse_args([
       'import-magenta', '--config', 'cat-drums_2bar_small',
@@ -158,7 +159,7 @@ def test_import_magenta_command(tmp_path, capsys):
       '--output', str(out)])
   assert args.func(args) == 0
   assert (out / 'model.keras').exists()
-  from mvae_tf import cli
+  from mvae_tf.cli import main as cli
   args = parser.parse_args(['import-magenta', '--config', 'cat-drums_2bar_small',
                             '--checkpoint', str(tmp_path / 'nothing'), '--output', str(out)])
   with pytest.raises(cli.UserError, match='nothing'):

@@ -184,7 +184,7 @@ def test_mvae_help_lists_subcommands():
 
 
 def test_data_commands_do_not_import_tensorflow():
-  code = ('import sys; from mvae_tf import cli; from mvae_tf.data import prepare, windows, '
+  code = ('import sys; from mvae_tf.cli import main as cli; from mvae_tf.data import prepare, windows, '
           'corpus; cli.build_parser(); print("tensorflow" in sys.modules)')
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == 'False'

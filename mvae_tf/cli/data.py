@@ -1,22 +1,13 @@
-"""The `mvae` command.
-
-Subcommands import only what they need: `prepare`, `corpus` and `inspect`
-never import TensorFlow.
-"""
+"""`mvae prepare`, `mvae corpus` and `mvae inspect`: the data commands (no TensorFlow)."""
 
 import argparse
 import json
 import os
-import sys
-import warnings
 
 from mvae_tf.errors import UserError
 
-# note-seq imports pydub, which warns about a missing ffmpeg that we never use.
-warnings.filterwarnings('ignore', message="Couldn't find ffmpeg")
 
-
-def _add_prepare(sub):
+def add_prepare_parser(sub):
   p = sub.add_parser(
       'prepare', help='read MIDI/MusicXML/ABC files into a TFRecord of NoteSequences',
       description='Reads MIDI (and MusicXML, ABC) files and folders, recursively, into '
@@ -59,7 +50,7 @@ def _run_prepare(args):
   return 0
 
 
-def _add_corpus(sub):
+def add_corpus_parser(sub):
   from mvae_tf.data import corpus
   p = sub.add_parser(
       'corpus', help='build a real training corpus from installed packages',
@@ -93,7 +84,7 @@ def _run_corpus(args):
   return 0
 
 
-def _add_inspect(sub):
+def add_inspect_parser(sub):
   p = sub.add_parser(
       'inspect', help='how many windows each sequence yields for a config, and why not',
       description='Converts every sequence as training would (eval mode) and reports '
@@ -129,51 +120,3 @@ def _run_inspect(args):
   else:
     print(windows.format_report(reports, summary, show_all=args.all))
   return 0
-
-
-def build_parser():
-  parser = argparse.ArgumentParser(
-      prog='mvae', description='MusicVAE in TensorFlow 2: data, training, generation, export.')
-  sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-  _add_prepare(sub)
-  _add_corpus(sub)
-  _add_inspect(sub)
-  from mvae_tf.model import magenta_import  # numpy only; TF is imported when run
-  magenta_import.add_import_magenta_parser(sub)
-  from mvae_tf import train  # TF is imported when run
-  train.add_train_parser(sub)
-  from mvae_tf import evaluate
-  evaluate.add_evaluate_parser(sub)
-  from mvae_tf import generate  # numpy only; TF only for models that need it
-  generate.add_generate_parser(sub)
-  from mvae_tf.export import command as export_command  # TF is imported when run
-  export_command.add_export_parser(sub)
-  return parser
-
-
-# Subcommands that always run TensorFlow: it is imported once, quietly, after the
-# arguments have parsed (mvae_tf.quiet; MVAE_VERBOSE=1 shows its start-up lines).
-TF_COMMANDS = ('train', 'evaluate', 'export', 'import-magenta')
-
-
-def main(argv=None):
-  for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
-    if hasattr(stream, 'reconfigure'):
-      stream.reconfigure(errors='backslashreplace')
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  if args.command in TF_COMMANDS:
-    from mvae_tf import quiet
-    quiet.import_tensorflow()
-  try:
-    return args.func(args)
-  except UserError as e:
-    print('mvae %s: error: %s' % (args.command, e), file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    print('mvae %s: interrupted; no partial output was left' % args.command, file=sys.stderr)
-    return 130
-
-
-if __name__ == '__main__':
-  sys.exit(main())
