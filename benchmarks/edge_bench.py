@@ -40,7 +40,7 @@ GEMV_EFFICIENCY = 0.25
 def step_work(config_name):
   """(multiply-adds per output step, per-step weight count) of a config's decoder."""
   from mvae_tf.model.vae import MusicVAE
-  from mvae_tf.weights import named_weights
+  from mvae_tf.model.weights import named_weights
   model = MusicVAE.from_config_name(config_name)
   weights = dict(named_weights(model))
   steps_per_bar = model.steps_per_bar
@@ -87,7 +87,7 @@ def main():
   work = tempfile.mkdtemp(prefix='edge-bench-')
   for config in args.random_init:
     from mvae_tf.export import exporter
-    from mvae_tf.model.trained_model import save_model
+    from mvae_tf.store.resolve import save_model
     from mvae_tf.model.vae import MusicVAE
     import keras
     keras.utils.set_random_seed(0)

@@ -40,7 +40,8 @@ def timed(fn, min_seconds, max_runs=200):
 
 
 def build_model(name):
-  from mvae_tf import pretrained, resolve
+  from mvae_tf import pretrained
+  from mvae_tf.store import resolve
   if name in pretrained.PRESETS:
     model, _, _, _ = resolve.load_keras(name)
     return model, 'shipped preset %s (%s)' % (name, pretrained.PRESETS[name])
@@ -68,7 +69,7 @@ def main():
   from mvae_tf.export import exporter
   from mvae_tf.export.graphs import InferenceGraphs
   from edge_demo.runtime import TFLiteModel
-  from mvae_tf.model.trained_model import save_model
+  from mvae_tf.store.resolve import save_model
 
   batches = [int(b) for b in args.batches.split(',')]
   results = dict(cpus=os.cpu_count(), load_average_at_start=list(os.getloadavg()),

@@ -50,7 +50,7 @@ def main():
                       help='timing per measurement of sequences/s')
   args = parser.parse_args()
 
-  from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.generation.trained_model import TrainedModel
   results = dict(preset=args.preset, cpus=os.cpu_count(),
                  load_average_at_start=[round(x, 2) for x in os.getloadavg()])
   litert_model = TrainedModel.load(args.preset)

@@ -47,7 +47,7 @@ def _labels(onehot, depths):
 def _log_likelihood(model, indices, z):
   """Mean log p(x | z) per step (nats), x given as labels [N, T, P]."""
   depths = model.output_depths
-  from mvae_tf.model.trained_model import onehot
+  from mvae_tf.generation.trained_model import onehot
   targets = onehot(indices, depths).astype(np.float32)
   logits = np.asarray(model.teacher_forced_logits(targets, None, z), np.float64)
   total, start = 0.0, 0
@@ -70,7 +70,7 @@ def interpolation(args):
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
   from mvae_tf import atomic
-  from mvae_tf.model.trained_model import TrainedModel, interpolate_latents
+  from mvae_tf.generation.trained_model import TrainedModel, interpolate_latents
   models = [TrainedModel.load(m) for m in args.models]
   first = models[0]
   inputs, outputs, controls, lengths, owners = _windows(first, args.examples, args.seed)
@@ -139,7 +139,7 @@ def interpolation(args):
 
 def _mu_of(model, indices):
   """mu of windows given as labels [N, T, P] (full length)."""
-  from mvae_tf.model.trained_model import onehot
+  from mvae_tf.generation.trained_model import onehot
   targets = onehot(indices, model.output_depths)
   lengths = np.full(len(indices), indices.shape[1], np.int32)
   _, mu, _ = model.encode_tensors(targets, lengths, None, seed=0)
@@ -150,9 +150,9 @@ def attributes(args):
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
   from mvae_tf import atomic
-  from mvae_tf import attributes as attr
+  from mvae_tf.generation import attributes as attr
   from mvae_tf.data import tfrecord
-  from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.generation.trained_model import TrainedModel
   model = TrainedModel.load(args.model)
   vectors, meta = attr.compute_attribute_vectors(
       model, list(tfrecord.read_note_sequences(args.vectors_from)))

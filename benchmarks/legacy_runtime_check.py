@@ -26,7 +26,7 @@ import numpy as np
 
 def reference(args):
   import tensorflow as tf
-  from mvae_tf import resolve
+  from mvae_tf.store import resolve
   from mvae_tf.export.graphs import InferenceGraphs
   model, _, _, _ = resolve.load_keras(args.model)
   g = InferenceGraphs(model)

@@ -27,7 +27,7 @@ import sys
 import time
 
 STARTUP = {
-    'numpy': ('from mvae_tf.model.trained_model import TrainedModel\n'
+    'numpy': ('from mvae_tf.generation.trained_model import TrainedModel\n'
               'm = TrainedModel.load({preset!r}, backend="numpy")\n'
               'm.decode_indices(m.random_latents(1, 0), 32, 1.0, 0)\n'),
     'litert': ('import numpy as np\nfrom edge_demo.runtime import TFLiteModel\n'
@@ -76,7 +76,7 @@ def main():
   args = parser.parse_args()
   import numpy as np
   from edge_demo.runtime import TFLiteModel
-  from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.generation.trained_model import TrainedModel
   path = os.path.join(args.export, 'tflite', args.quantize, 'model.tflite')
   numpy_model = TrainedModel.load(args.preset, backend='numpy')
   lite = TFLiteModel(path, num_threads=1)

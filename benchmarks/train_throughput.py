@@ -40,7 +40,7 @@ def main():
   if max(args.replicas) > 1:
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * max(args.replicas))
-  from mvae_tf import train
+  from mvae_tf.training import train
   from mvae_tf.model import vae as vae_lib
 
   overrides = ','.join(x for x in [args.hparams, 'batch_size=%d' % args.batch_size] if x)

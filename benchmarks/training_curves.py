@@ -41,7 +41,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
-  from mvae_tf import atomic, runs
+  from mvae_tf import atomic
+  from mvae_tf.training import runs
 
   fig = Figure(figsize=(11, 4.2), dpi=100)
   FigureCanvasAgg(fig)

@@ -4,7 +4,7 @@
   no event, 1 = note off, k >= 2 = pitch min_pitch + k - 2, a note lasting
   until the next onset or note off; drums one step per hit, the first pitch of
   each drum class; trio bass on its own program). These are the notes the
-  converters' `from_tensors` write; mvae_tf.render uses these same functions.
+  converters' `from_tensors` write; mvae_tf.generation.render uses these same functions.
 * Notes -> a MIDI file: `write_midi` (melody on channel 1 with its program,
   bass on channel 2, drums on channel 10; a tempo and a 4/4 time signature;
   written atomically).

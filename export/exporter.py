@@ -157,12 +157,13 @@ def _summary_parity(kind, q, result):
 def export_model(source, output_dir, formats=FORMATS, quantize=('none',), batch_size=1,
                  force=False, progress=print, calibration_mus=None, num_parity=8, seed=0,
                  config=None):
-  """Export the model `source` names (anything mvae_tf.resolve takes) to `output_dir`.
+  """Export the model `source` names (anything mvae_tf.store.resolve takes) to `output_dir`.
 
   Returns the summary dict (also written as export.json). Raises ExportError
   (or resolve.ModelNotFound, runs.RunError) with a message for the user.
   """
-  from mvae_tf import pretrained, resolve
+  from mvae_tf import pretrained
+  from mvae_tf.store import resolve
   formats = tuple(formats)
   quantize = tuple(quantize)
   for f in formats:

@@ -15,6 +15,9 @@ __version__ = '0.1.0'
 def __getattr__(name):
   # Lazy, so that `import mvae_tf` stays cheap.
   if name in ('TrainedModel', 'EncodeError'):
-    from mvae_tf.model import trained_model
+    from mvae_tf.generation import trained_model
     return getattr(trained_model, name)
+  if name == 'attributes':  # `from mvae_tf import attributes`, its place before issue 14
+    from mvae_tf.generation import attributes
+    return attributes
   raise AttributeError('module %r has no attribute %r' % (__name__, name))

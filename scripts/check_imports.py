@@ -8,7 +8,8 @@ in functions, under `if`), resolves each to a module of the project (`from a.b i
 is a.b.c when that is a module, else a.b; importing a package's module also runs the
 package's __init__, counted as an edge to it), and prints each cycle: a strongly
 connected group of modules, with one import path around it. Exit status 1 when there
-is a cycle.
+is a cycle. Also checks STAGES: the folders are the data's path, and a module imports
+only from its own stage and those before it (exit status 1 otherwise).
 """
 
 import argparse
@@ -20,6 +21,23 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where each top-level package's modules live (package name -> folder).
 PACKAGES = {'mvae_tf': 'mvae_tf', 'mvae_tf.export': 'export', 'edge_demo': 'edge_demo'}
+
+# The data's path (issue 14): each stage imports only from itself and the stages before
+# it (module name prefixes, in order). Exempt: the package's own __init__ (`mvae_tf`: the
+# public names, imported lazily) and edge_demo, the TF-free runtime that every stage may
+# share and that imports nothing of mvae_tf.
+STAGES = (
+    ('shared', ('mvae_tf.errors', 'mvae_tf.atomic', 'mvae_tf.quiet', 'mvae_tf.workers')),
+    ('data', ('mvae_tf.configs', 'mvae_tf.hparams', 'mvae_tf.data')),
+    ('model', ('mvae_tf.model',)),
+    ('training', ('mvae_tf.training',)),
+    ('store', ('mvae_tf.store', 'mvae_tf.pretrained')),
+    ('evaluation', ('mvae_tf.evaluation',)),
+    ('generation', ('mvae_tf.generation',)),
+    ('export', ('mvae_tf.export',)),
+    ('cli', ('mvae_tf.cli', 'mvae_tf.__main__')),
+)
+STANDALONE = ('edge_demo',)
 
 
 def project_modules(root=ROOT, packages=None):
@@ -151,6 +169,38 @@ def path_around(group, edges):
   return []
 
 
+def _stage(module, stages):
+  for i, (_, prefixes) in enumerate(stages):
+    if any(module == p or module.startswith(p + '.') for p in prefixes):
+      return i
+  return None
+
+
+def stage_violations(edges, stages=STAGES, standalone=STANDALONE, root='mvae_tf'):
+  """[(module, its stage, imported module, its stage, line)] for every import of a later
+  stage, of a module in no stage, or (from a standalone package) of the project."""
+  names = [name for name, _ in stages]
+  found = []
+  for module in sorted(edges):
+    if module == root:
+      continue
+    alone = any(module == p or module.startswith(p + '.') for p in standalone)
+    here = None if alone else _stage(module, stages)
+    for target, line in sorted(edges[module].items()):
+      target_alone = any(target == p or target.startswith(p + '.') for p in standalone)
+      if alone:
+        if not target_alone:
+          found.append((module, 'standalone', target, 'project', line))
+        continue
+      if target == root or target_alone:
+        continue
+      there = _stage(target, stages)
+      if here is None or there is None or there > here:
+        found.append((module, names[here] if here is not None else 'no stage', target,
+                      names[there] if there is not None else 'no stage', line))
+  return found
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--json', action='store_true')
@@ -162,14 +212,19 @@ def main(argv=None):
   packages = dict(p.split('=', 1) for p in args.package) if args.package else None
   edges = graph(args.root, packages)
   found = cycles(edges)
+  # The stage order is this project's: checked when the script reads its own packages.
+  late = stage_violations(edges) if packages is None else []
   if args.json:
     print(json.dumps([dict(modules=g, path=path_around(g, edges)) for g in found], indent=1))
   else:
     for g in found:
       print('cycle: ' + ' -> '.join('%s (line %d)' % (a, line)
                                     for a, _, line in path_around(g, edges)) + ' -> ' + g[0])
-    print('%d module(s), %d import cycle(s)' % (len(edges), len(found)))
-  return 1 if found else 0
+    for module, here, target, there, line in late:
+      print('stage: %s (%s) imports %s (%s), line %d' % (module, here, target, there, line))
+    print('%d module(s), %d import cycle(s), %d import(s) against the stage order' % (
+        len(edges), len(found), len(late)))
+  return 1 if found or late else 0
 
 
 if __name__ == '__main__':

@@ -45,8 +45,8 @@ def main(argv=None):
 
   import numpy as np
   from mvae_tf import pretrained
-  from mvae_tf.model.trained_model import TrainedModel
-  from mvae_tf.weights import weights_from_keras
+  from mvae_tf.generation.trained_model import TrainedModel
+  from mvae_tf.model.weights import weights_from_keras
 
   if args.random_init:
     import keras
@@ -55,7 +55,7 @@ def main(argv=None):
     model, step = MusicVAE.from_config_name(args.random_init), None
     status, source = pretrained.PLACEHOLDER, 'random initialisation (seed %d)' % args.seed
   else:
-    from mvae_tf import resolve
+    from mvae_tf.store import resolve
     model, _, step, _ = resolve.load_keras(args.run_dir or args.checkpoint, config=args.config)
     status, source = 'trained', os.path.abspath(args.run_dir or args.checkpoint)
   expected = pretrained.PRESETS.get(args.name)
@@ -74,7 +74,7 @@ def main(argv=None):
 
   attributes = None
   if args.attribute_corpus:
-    from mvae_tf.attributes import compute_attribute_vectors
+    from mvae_tf.generation.attributes import compute_attribute_vectors
     from mvae_tf.data import tfrecord
     # Measured with the weights as they ship (rounded to --dtype).
     shipped = {k: v.astype(args.dtype).astype(np.float32) for k, v in weights.items()}
@@ -104,7 +104,7 @@ def with_tflite(output_dir, weights, info, dtype, attributes):
   import tempfile
   from mvae_tf import atomic, pretrained
   from mvae_tf.export import exporter
-  from mvae_tf.model import trained_model
+  from mvae_tf.generation import trained_model
   staging = tempfile.mkdtemp(prefix='.package-', dir=os.path.dirname(os.path.abspath(
       output_dir)))
   try:

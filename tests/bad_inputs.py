@@ -216,7 +216,8 @@ def make_inputs(work):
   data = os.path.join(work, 'truncated_ckpt', 'model.ckpt.data-00000-of-00001')
   with open(data, 'r+b') as f:
     f.truncate(os.path.getsize(data) // 2)
-  from mvae_tf import configs, runs
+  from mvae_tf import configs
+  from mvae_tf.training import runs
   hp = configs.get_config('tiny-mel_2bar').with_hparams('z_size=6').hparams
   runs.write_run_info(os.path.join(work, 'other_run'), dict(
       config='tiny-mel_2bar', hparams=hp.to_dict(), hparams_overrides='z_size=6'))

@@ -291,7 +291,7 @@ def test_a_wav_cut_short_by_a_full_disk_is_not_left_under_its_name(tmp_path):
   script = textwrap.dedent('''
     $PY - <<'PY'
     import os
-    from mvae_tf import render
+    from mvae_tf.generation import render
     from mvae_tf.errors import WriteError
     disk = os.environ['DISK']
     renderer = (os.environ['FAKE'], '/dev/null')
@@ -316,7 +316,7 @@ def test_a_wav_cut_short_by_a_full_disk_is_not_left_under_its_name(tmp_path):
 
 def test_a_wav_whose_header_promises_more_than_it_holds_is_refused(tmp_path):
   """The same check without a small disk: a short WAV never takes its name."""
-  from mvae_tf import render
+  from mvae_tf.generation import render
   fake = tmp_path / 'short'
   fake.write_text(FAKE_FLUIDSYNTH.replace('frames // PER_WRITE', 'frames // PER_WRITE // 4')
                   % sys.executable)

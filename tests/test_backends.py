@@ -12,9 +12,9 @@ import pytest
 tf = pytest.importorskip('tensorflow')
 
 from mvae_tf import configs, pretrained  # noqa: E402
-from mvae_tf.model import trained_model  # noqa: E402
-from mvae_tf.model.trained_model import TrainedModel, save_model  # noqa: E402
-from mvae_tf.weights import check_weights, weights_from_keras  # noqa: E402
+from mvae_tf.generation import trained_model  # noqa: E402
+from mvae_tf.generation.trained_model import TrainedModel, save_model  # noqa: E402
+from mvae_tf.model.weights import check_weights, weights_from_keras  # noqa: E402
 
 import tiny_models  # noqa: E402
 from tiny_models import random_model  # noqa: E402

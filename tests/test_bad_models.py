@@ -24,10 +24,11 @@ from conftest import REFERENCE
 tf = pytest.importorskip('tensorflow')
 
 from mvae_tf.cli import main as cli  # noqa: E402
-from mvae_tf import pretrained, resolve  # noqa: E402
-from mvae_tf.model import trained_model  # noqa: E402
-from mvae_tf.weights import check_weights, expected_shapes, weights_from_keras  # noqa: E402
-from mvae_tf.model.trained_model import TrainedModel, save_model  # noqa: E402
+from mvae_tf import pretrained  # noqa: E402
+from mvae_tf.store import resolve  # noqa: E402
+from mvae_tf.generation import trained_model  # noqa: E402
+from mvae_tf.model.weights import check_weights, expected_shapes, weights_from_keras  # noqa: E402
+from mvae_tf.generation.trained_model import TrainedModel, save_model  # noqa: E402
 
 from tiny_models import random_model  # noqa: E402
 

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from mvae_tf import runs
-from mvae_tf.weights import named_weights
+from mvae_tf.training import runs
+from mvae_tf.model.weights import named_weights
 
 CONFIG = 'tiny-mel_2bar'
 GRAPH = '_CHECKPOINTABLE_OBJECT_GRAPH'
@@ -114,7 +114,7 @@ def test_each_weight_and_optimizer_variable_is_stored_once_by_path(tmp_path):
 
 def test_restore_by_path_gives_the_same_weights_slots_and_iterations(tmp_path):
   import tensorflow as tf
-  from mvae_tf import train
+  from mvae_tf.training import train
   model, optimizer = _model_and_optimizer(steps=3)
   saved = _state(model, optimizer)
   _save(runs.make_checkpoint(model, optimizer), tmp_path, 3)
@@ -148,7 +148,7 @@ def _same_shaped_pair(model):
 
 @pytest.mark.parametrize('layout', ['new', 'old'])
 def test_another_variable_order_restores_each_weight_to_its_path(tmp_path, monkeypatch, layout):
-  from mvae_tf import train
+  from mvae_tf.training import train
   model, optimizer = _model_and_optimizer(steps=2)
   a, b = _same_shaped_pair(model)
   weights = dict(named_weights(model))
@@ -182,7 +182,7 @@ def test_another_variable_order_restores_each_weight_to_its_path(tmp_path, monke
 
 
 def test_a_checkpoint_of_other_hparams_is_one_line_naming_paths(tmp_path):
-  from mvae_tf import train
+  from mvae_tf.training import train
   model, optimizer = _model_and_optimizer(steps=1)
   _save(runs.make_checkpoint(model, optimizer), tmp_path, 1)
   runs.write_run_info(str(tmp_path), dict(config=CONFIG, hparams_overrides=''))
@@ -250,7 +250,7 @@ def test_an_old_layout_checkpoint_restores_weights_slots_and_iterations(tmp_path
 
 def test_an_old_checkpoint_without_slots_restarts_them_with_a_warning(tmp_path):
   import tensorflow as tf
-  from mvae_tf import train
+  from mvae_tf.training import train
   model, optimizer = _model_and_optimizer()
   state = tf.Module()
   state._iterations = tf.Variable(7, dtype=tf.int64)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import scale_melody, varied_melody
-from mvae_tf import runs
+from mvae_tf.training import runs
 from mvae_tf.data import tfrecord
 
 CONFIG = 'tiny-mel_2bar'

@@ -12,7 +12,7 @@
 * Same z and noise, same notes: `python -m edge_demo sample` draws z and noise as
   edge_demo.cli documents; decoding those with the Keras model
   (mvae_tf.export.graphs.InferenceGraphs) and writing notes with
-  mvae_tf.render.notes_from_indices gives the notes of edge_demo's MIDI files.
+  mvae_tf.generation.render.notes_from_indices gives the notes of edge_demo's MIDI files.
   Likewise `interpolate` against TrainedModel.interpolate.
 """
 
@@ -70,14 +70,14 @@ def _sequence(path, renotate):
 
 @pytest.fixture(scope='module')
 def trained():
-  from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.generation.trained_model import TrainedModel
   return {kind: TrainedModel.load(name) for kind, (name, _) in MODELS.items()}
 
 
 def _mvae_view(kind, path, model):
   """What mvae_tf makes of a MIDI file: converter windows, per-bar windows, the chosen one."""
   from mvae_tf import configs
-  from mvae_tf.model.trained_model import EncodeError
+  from mvae_tf.generation.trained_model import EncodeError
   converter = configs.get_config(MODELS[kind][1]).make_converter('eval')
   view = dict(converter_windows=[_rows(kind, x) for x in
                                  converter.to_tensors(_sequence(path, False)).inputs])
@@ -126,7 +126,7 @@ def test_edge_windows_equal_mvae_tf_on_the_reference_midi_files(trained, kind):
 @pytest.mark.parametrize('kind', ['melody', 'drums'])
 def test_edge_windows_at_a_bar_equal_mvae_generate_input_bar(trained, kind):
   """--bar N (mvae generate --input_bar N): the same window, or no window at all."""
-  from mvae_tf.model.trained_model import EncodeError
+  from mvae_tf.generation.trained_model import EncodeError
   model = trained[kind]
   meta = _meta(kind)
   checked = 0
@@ -178,7 +178,7 @@ def test_the_stored_windows_for_edge_tests_are_mvae_tfs(trained):
 @pytest.fixture(scope='module')
 def keras_models():
   pytest.importorskip('tensorflow')
-  from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.generation.trained_model import TrainedModel
   return {kind: TrainedModel.load(name, backend='tf') for kind, (name, _) in MODELS.items()}
 
 
@@ -190,7 +190,7 @@ def _midi_notes(path, qpm=120.0, steps_per_quarter=4):
 
 
 def _render_notes(tokens, data):
-  from mvae_tf import render
+  from mvae_tf.generation import render
   return sorted((n.pitch, n.start, n.end, n.is_drum, n.program)
                 for n in render.notes_from_indices(tokens, data))
 
@@ -237,7 +237,7 @@ def test_interpolate_writes_the_notes_of_mvae_tf_interpolate(tmp_path, keras_mod
 
 
 def test_render_uses_edge_demos_note_functions():
-  from mvae_tf import render
+  from mvae_tf.generation import render
   assert render.notes_from_indices is music.notes_from_indices
   assert render.Note is music.Note
   assert render.melody_notes is music.melody_notes and render.drum_notes is music.drum_notes

@@ -12,7 +12,7 @@ import pytest
 tf = pytest.importorskip('tensorflow')
 
 from conftest import rock_beat, varied_melody  # noqa: E402
-from mvae_tf import evaluate as ev  # noqa: E402
+from mvae_tf.evaluation import evaluate as ev  # noqa: E402
 from mvae_tf.data import tfrecord  # noqa: E402
 
 # --- Metrics on hand-computed cases. ---
@@ -319,7 +319,7 @@ def test_building_the_parser_does_not_import_tensorflow():
 
 @pytest.fixture(scope='module')
 def saved_model(tiny_model, tmp_path_factory):
-  from mvae_tf.model.trained_model import save_model
+  from mvae_tf.store.resolve import save_model
   path = tmp_path_factory.mktemp('saved') / 'tiny'
   save_model(tiny_model, str(path))
   return str(path)
@@ -364,7 +364,7 @@ def test_cli_end_to_end_on_a_saved_model(saved_model, melody_examples, capsys):
   assert results['model'] == saved_model and results['examples_path'] == melody_examples
   # The numbers are evaluate()'s on the same model, windows, batch size and seed.
   from mvae_tf.data import pipeline
-  from mvae_tf.model.trained_model import load_model
+  from mvae_tf.generation.trained_model import load_model
   direct = ev.evaluate(load_model(saved_model), pipeline.get_dataset(
       'tiny-mel_2bar', melody_examples, 3, mode='eval'), seed=5)
   for mode in ('teacher_forced', 'sampled', 'sampled_t1'):
@@ -372,7 +372,7 @@ def test_cli_end_to_end_on_a_saved_model(saved_model, melody_examples, capsys):
 
 
 def test_cli_prints_the_report(tiny_model, tmp_path, melody_examples, capsys, monkeypatch):
-  from mvae_tf import runs
+  from mvae_tf.training import runs
   calls = []
 
   def restore_model(**kwargs):

@@ -13,11 +13,11 @@ from conftest import REFERENCE
 tf = pytest.importorskip('tensorflow')
 
 from mvae_tf.cli import main as cli  # noqa: E402
-from mvae_tf import resolve  # noqa: E402
+from mvae_tf.store import resolve  # noqa: E402
 from edge_demo import runtime  # noqa: E402
 from mvae_tf.export import exporter, graphs as graphs_lib, metadata, serving  # noqa: E402
 from mvae_tf.export import tflite as tflite_lib  # noqa: E402
-from mvae_tf.model.trained_model import save_model  # noqa: E402
+from mvae_tf.generation.trained_model import save_model  # noqa: E402
 
 import tiny_models  # noqa: E402
 
@@ -176,7 +176,7 @@ def test_no_custom_gradient_or_random_op_in_device_graphs(flat):
 @pytest.mark.parametrize('name', ['cat-mel_2bar_small', 'cat-drums_2bar_small',
                                   'hierdec-mel_16bar'])
 def test_exported_magenta_import_reproduces_the_originals_greedy_decodes(tmp_path, name):
-  from mvae_tf.model import magenta_import
+  from mvae_tf.store import magenta_import
   with open(os.path.join(MODELS, name, 'config.json')) as f:
     config = json.load(f)
   d = dict(np.load(os.path.join(MODELS, name, 'vectors.npz')))

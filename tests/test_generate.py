@@ -14,8 +14,10 @@ import pytest
 
 from conftest import make_sequence, rock_beat, scale_melody, varied_melody
 from mvae_tf.cli import main as cli
-from mvae_tf import attributes, configs, pretrained, render
-from mvae_tf.model import trained_model as tm
+from mvae_tf import configs, pretrained
+from mvae_tf.generation import attributes
+from mvae_tf.generation import render
+from mvae_tf.generation import trained_model as tm
 
 tf = pytest.importorskip('tensorflow')
 
@@ -39,7 +41,7 @@ def melodies(model):
 @pytest.fixture(scope='module')
 def packed(model, tmp_path_factory):
   """The tiny trained model as a packaged directory, with attribute vectors."""
-  from mvae_tf.weights import weights_from_keras
+  from mvae_tf.model.weights import weights_from_keras
   keras_model = tiny_models.trained_keras_model()
   _, indices = tiny_models.density_batch(np.random.default_rng(4), 96)
   vectors = attributes.compute_attribute_vectors(
@@ -519,7 +521,7 @@ def test_generate_attribute_outputs_vary_and_are_seeded(tmp_path, capsys):
 
 
 def test_generate_from_a_run_dir_and_a_saved_model_with_tensorflow(tmp_path, capsys):
-  from mvae_tf import runs
+  from mvae_tf.training import runs
   keras_model = tiny_models.trained_keras_model()
   run_dir = tmp_path / 'run'
   runs.write_run_info(str(run_dir), dict(config=tiny_models.CONFIG,
@@ -580,7 +582,7 @@ def inputs(tmp_path_factory):
   one_bar = make_sequence([(60 + i, i * 0.25, (i + 1) * 0.25) for i in range(8)])
   (d / 'garbage.mid').write_bytes(b'not a midi file at all')
   chords = tiny_models.random_model('tiny-mel_2bar_chords')
-  from mvae_tf.weights import weights_from_keras
+  from mvae_tf.model.weights import weights_from_keras
   pretrained.write_pretrained(str(d / 'chords'), weights_from_keras(chords),
                               pretrained.model_info(chords))
   return dict(chords=str(d / 'chords'),melody=write_midi(scale_melody(bars=2), d / 'melody.mid'),

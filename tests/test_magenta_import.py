@@ -12,7 +12,7 @@ from conftest import REFERENCE
 tf = pytest.importorskip('tensorflow')
 
 from mvae_tf import TrainedModel  # noqa: E402
-from mvae_tf.model import magenta_import  # noqa: E402
+from mvae_tf.store import magenta_import  # noqa: E402
 
 MODELS = os.path.join(REFERENCE, 'models')
 NAMES = ['cat-mel_2bar_small', 'cat-drums_2bar_small', 'hierdec-mel_16bar']

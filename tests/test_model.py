@@ -9,7 +9,8 @@ import pytest
 tf = pytest.importorskip('tensorflow')
 import keras  # noqa: E402
 
-from mvae_tf import configs, runs  # noqa: E402
+from mvae_tf import configs  # noqa: E402
+from mvae_tf.training import runs  # noqa: E402
 from mvae_tf.model import vae as vae_lib  # noqa: E402
 from mvae_tf.model.decoders import CategoricalLSTMDecoder, HierarchicalLSTMDecoder  # noqa: E402
 from mvae_tf.model.encoder import BidirectionalLSTMEncoder  # noqa: E402
@@ -256,7 +257,7 @@ def test_layers_round_trip_through_their_config(layer):
 
 
 def test_keras_save_and_load_give_identical_outputs(tmp_path):
-  from mvae_tf.model.trained_model import TrainedModel, save_model
+  from mvae_tf.generation.trained_model import TrainedModel, save_model
   model = MusicVAE.from_config_name('tiny-hierdec-trio_16bar')
   save_model(model, tmp_path / 'saved')
   loaded = TrainedModel.load(str(tmp_path / 'saved'))
@@ -427,7 +428,7 @@ def test_initialisation_and_adam_are_the_originals(name):
   """The z-to-initial-state kernels are N(0, 0.001) and Adam's epsilon is 1e-8, as in the
   original (initial_cell_state_from_embedding; tf.train.AdamOptimizer)."""
   from mvae_tf.model.vae import MusicVAE, make_optimizer
-  from mvae_tf.weights import named_weights
+  from mvae_tf.model.weights import named_weights
   model = MusicVAE.from_config_name(name)
   kernels = {k: v.numpy() for k, v in named_weights(model)
              if k.endswith(('initial_state_kernel', 'conductor_initial_kernel'))}
@@ -442,7 +443,7 @@ def test_initialisation_and_adam_are_the_originals(name):
 
 def test_the_core_decoders_start_from_different_weights():
   from mvae_tf.model.vae import MusicVAE
-  from mvae_tf.weights import named_weights
+  from mvae_tf.model.weights import named_weights
   weights = {k: v.numpy() for k, v in named_weights(
       MusicVAE.from_config_name('tiny-hierdec-trio_16bar'))}
   kernels = [v for k, v in sorted(weights.items()) if k.endswith('initial_state_kernel')]
@@ -457,7 +458,7 @@ def test_mixed_precision_steps_follow_float32():
   (5 * learning rate = 5e-3; measured 2.0e-3: Adam's normalised step turns a tiny
   gradient's rounding into a full-size move); and the products are bfloat16."""
   import tensorflow as tf
-  from mvae_tf import train
+  from mvae_tf.training import train
   from mvae_tf.model import lstm
   from mvae_tf.model.vae import MusicVAE, make_optimizer
   rng = np.random.default_rng(0)

@@ -69,7 +69,8 @@ def _names(ns, *names):
 
 def check_trained_model(ns, cwd):
   import note_seq
-  from mvae_tf import TrainedModel, attributes
+  from mvae_tf import TrainedModel
+  from mvae_tf.generation import attributes
   model, melodies, a, b, c, d = _names(ns, 'model', 'melodies', 'a', 'b', 'c', 'd')
   assert isinstance(model, TrainedModel) and model.name == 'folk-mel_2bar'
   assert model.backend == 'litert'  # the shipped model: no TensorFlow needed

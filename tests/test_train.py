@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import scale_melody, varied_melody
-from mvae_tf import runs
+from mvae_tf.training import runs
 from mvae_tf.data import tfrecord
-from mvae_tf.weights import named_weights
+from mvae_tf.model.weights import named_weights
 
 CONFIG = 'tiny-mel_2bar'
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1')
@@ -64,7 +64,7 @@ _REPLICA_SCRIPT = textwrap.dedent('''
     import tensorflow as tf
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from mvae_tf import train
+    from mvae_tf.training import train
     from mvae_tf.model.vae import MusicVAE, make_optimizer
 
     config, sampling = sys.argv[1], float(sys.argv[2])
@@ -200,7 +200,7 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, examples):
 
 
 def test_resume_continues_the_step_and_the_schedules(tmp_path, examples):
-  from mvae_tf import train
+  from mvae_tf.training import train
   from mvae_tf.model import vae
   run_dir = str(tmp_path / 'run')
   first = train.train(CONFIG, run_dir, examples, 3, checkpoint_every=2, progress=False)
@@ -225,7 +225,7 @@ def test_resume_continues_the_step_and_the_schedules(tmp_path, examples):
 
 
 def test_repeated_bad_steps_stop_without_a_checkpoint(tmp_path, examples):
-  from mvae_tf import train
+  from mvae_tf.training import train
   run_dir = str(tmp_path / 'run')
   with pytest.raises(train.TrainingError, match='3 steps in a row'):
     train.train(CONFIG, run_dir, examples, 50, hparams='grad_norm_clip_to_zero=0.0',
@@ -252,7 +252,7 @@ def test_a_checkpoint_holds_and_restores_every_weight(tmp_path, examples):
   """Weights set to known distinct values are saved by train's checkpoint and come back,
   each to its own weight, in a fresh model; each is stored once, under its path."""
   import tensorflow as tf
-  from mvae_tf import train
+  from mvae_tf.training import train
   from mvae_tf.model.vae import MusicVAE, make_optimizer
   run_dir = str(tmp_path / 'run')
   train.train(CONFIG, run_dir, examples, 2, progress=False)  # a real run dir, and its layout

@@ -49,7 +49,7 @@ def trained_keras_model():
 def random_model(name, overrides='', seed=0, scale=0.3):
   """A model of config `name` with every weight N(0, scale): nothing near zero or tied."""
   from mvae_tf.model.vae import MusicVAE
-  from mvae_tf.weights import named_weights
+  from mvae_tf.model.weights import named_weights
   model = MusicVAE.from_config_name(name, overrides)
   rng = np.random.default_rng(seed)
   for _, v in named_weights(model):
@@ -58,5 +58,5 @@ def random_model(name, overrides='', seed=0, scale=0.3):
 
 
 def trained_model(backend='tf'):
-  from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.generation.trained_model import TrainedModel
   return TrainedModel(trained_keras_model(), backend=backend)

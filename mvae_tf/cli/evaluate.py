@@ -1,8 +1,8 @@
-"""`mvae evaluate`: the command line of mvae_tf.evaluate (parsing and messages only)."""
+"""`mvae evaluate`: the command line of mvae_tf.evaluation.evaluate (parsing and messages only)."""
 
 import json
 
-from mvae_tf.evaluate import EmptyDatasetError, evaluate, format_report
+from mvae_tf.evaluation.evaluate import EmptyDatasetError, evaluate, format_report
 
 
 def add_evaluate_parser(subparsers):
@@ -49,7 +49,9 @@ def _check_model(model, config):
 
 
 def run_evaluate(args):
-  from mvae_tf import configs, resolve, runs
+  from mvae_tf import configs
+  from mvae_tf.store import resolve
+  from mvae_tf.training import runs
   from mvae_tf.errors import UserError
   if args.num_batches is not None and args.num_batches < 1:
     raise UserError('--num_batches must be positive')

@@ -50,7 +50,8 @@ def run_export(args):
   # not the user's business; its errors are reported.
   warnings.filterwarnings('ignore', module='tensorflow')
   warnings.filterwarnings('ignore', category=UserWarning)
-  from mvae_tf import resolve, runs
+  from mvae_tf.store import resolve
+  from mvae_tf.training import runs
   from mvae_tf.export import exporter, tflite
   output = args.output
   if os.path.exists(output) and not args.force:

@@ -195,11 +195,11 @@ def _drums_only(ns):
 
 def _load_model(args, inputs):
   from mvae_tf import pretrained
-  from mvae_tf.model.trained_model import TrainedModel
+  from mvae_tf.generation.trained_model import TrainedModel
   path = args.checkpoint_file or args.run_dir
   flag = '--checkpoint_file' if args.checkpoint_file else '--run_dir'
-  if path:  # anything mvae_tf.resolve takes, shipped model names included
-    from mvae_tf import resolve
+  if path:  # anything mvae_tf.store.resolve takes, shipped model names included
+    from mvae_tf.store import resolve
     try:
       model = TrainedModel.load(path, backend=args.backend, config=args.config)
     except resolve.ModelNotFound as e:  # its message starts with the path
@@ -257,7 +257,7 @@ def _check_kind(model, inputs):
 
 def _window(model, item, bar):
   """The BarWindow of an input to encode, or a UserError saying why there is none."""
-  from mvae_tf.model.trained_model import BarError, EncodeError, format_bars
+  from mvae_tf.generation.trained_model import BarError, EncodeError, format_bars
   path = item.ns.filename or item.path
   try:
     return model.choose_window(item.ns, bar)
@@ -309,8 +309,8 @@ def _encode(model, item, bar):
 
 def _write_windows(model, inputs, directory):
   """--write_windows: every usable window of each input as MIDI (what the model reads)."""
-  from mvae_tf import render
-  from mvae_tf.model.trained_model import format_bars
+  from mvae_tf.generation import render
+  from mvae_tf.generation.trained_model import format_bars
   atomic.make_dirs(directory, '--write_windows %s' % directory)
   stems = [os.path.splitext(os.path.basename(i.path))[0] for i in inputs]
   for n, (item, stem) in enumerate(zip(inputs, stems)):
@@ -339,7 +339,7 @@ def _write_windows(model, inputs, directory):
 
 
 def _attribute_vector(model, args):
-  from mvae_tf import attributes
+  from mvae_tf.generation import attributes
   if not args.attribute_vectors:
     if args.attribute not in attributes.ATTRIBUTES:
       raise _error('unknown attribute %r; known: %s' % (
@@ -360,7 +360,7 @@ def _attribute_vector(model, args):
     vectors, source = model.attribute_vectors, 'the model'
   if args.attribute not in vectors:
     hint = '' if args.attribute_vectors else (
-        '; compute them with mvae_tf.attributes.compute_attribute_vectors and pass '
+        '; compute them with mvae_tf.generation.attributes.compute_attribute_vectors and pass '
         '--attribute_vectors FILE')
     raise _error('no vector for attribute %r in %s (has: %s)%s' % (
         args.attribute, source, ', '.join(sorted(vectors)) or 'none', hint))
@@ -382,7 +382,7 @@ def _posterior_latents(mu, sigma, n, seed):
 
 def _latents(model, args, inputs, seed):
   """z [num_outputs, z_size] for the mode, and the z before an attribute (or None)."""
-  from mvae_tf.model import trained_model as tm
+  from mvae_tf.generation import trained_model as tm
   n = args.num_outputs
   codes = [_encode(model, item, args.input_bar) for item in inputs]
   mus = [mu for mu, _ in codes]
@@ -399,7 +399,7 @@ def _latents(model, args, inputs, seed):
 
 def run_generate(args):
   _check_args(args)
-  from mvae_tf import render
+  from mvae_tf.generation import render
   renderer = None
   if args.wav:
     renderer = render.wav_renderer()
@@ -455,7 +455,7 @@ def run_generate(args):
 
 def _write_outputs(args, model, indices, length, seed, width, renderer, written):
   """Writes each output's files, appending them to `written` as they are done."""
-  from mvae_tf import render
+  from mvae_tf.generation import render
   for i, idx in enumerate(indices):
     stem = os.path.join(args.output_dir, 'mvae_%s_%d_%0*d' % (args.mode, seed, width, i + 1))
     notes = render.notes_from_indices(idx, model.data)
@@ -474,7 +474,7 @@ def _write_outputs(args, model, indices, length, seed, width, renderer, written)
 
 def _report_attribute(model, args, base, indices, length, seed):
   """Mean attribute of the outputs beside that of the unchanged latents."""
-  from mvae_tf import attributes
+  from mvae_tf.generation import attributes
   before, _ = model.decode_indices(base, length, args.temperature, seed)
   mean = [np.mean([attributes.of_indices(args.attribute, x, model.data) for x in batch])
           for batch in (before, indices)]

@@ -1,8 +1,8 @@
-"""`mvae import-magenta`: the command line of mvae_tf.model.magenta_import."""
+"""`mvae import-magenta`: the command line of mvae_tf.store.magenta_import."""
 
 import os
 
-from mvae_tf.model.magenta_import import import_magenta
+from mvae_tf.store.magenta_import import import_magenta
 
 
 def add_import_magenta_parser(subparsers):

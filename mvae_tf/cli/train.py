@@ -1,8 +1,8 @@
-"""`mvae train`: the command line of mvae_tf.train (parsing and messages only)."""
+"""`mvae train`: the command line of mvae_tf.training.train (parsing and messages only)."""
 
-from mvae_tf import runs
+from mvae_tf.training import runs
 from mvae_tf.errors import UserError
-from mvae_tf.train import TrainingError, train
+from mvae_tf.training.train import TrainingError, train
 
 
 def add_train_parser(subparsers):

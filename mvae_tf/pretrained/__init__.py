@@ -8,7 +8,7 @@
   mvae_tf/pretrained/NAME/model_b64.tflite  the same at batch 64 (for batches of 15 or more)
   mvae_tf/pretrained/NAME/config.json       config name, hparams, depths, how outputs become
                                             notes, training step, corpus, evaluation, status
-  mvae_tf/pretrained/NAME/attributes.npz    attribute vectors (mvae_tf.attributes), optional
+  mvae_tf/pretrained/NAME/attributes.npz    attribute vectors (mvae_tf.generation.attributes), optional
 
 Reading one for generation needs LiteRT and numpy only; writing one from a Keras
 model imports TensorFlow (scripts/package_pretrained.py, which exports the .tflite
@@ -95,7 +95,7 @@ def read_info(path):
     configs.get_config(info.get('config'))
   except (ValueError, TypeError) as e:
     raise ValueError('%s: %s' % (file, e)) from None
-  from mvae_tf.weights import expected_shapes
+  from mvae_tf.model.weights import expected_shapes
   try:
     expected_shapes(info)
   except ValueError as e:
@@ -126,7 +126,7 @@ def read_weights(path, info=None):
     detail = str(e).split('\n')[0].split('. ')[0] or type(e).__name__
     raise ValueError('%s is truncated or damaged (%s); %s' % (
         file, detail, remedy(path))) from None
-  from mvae_tf.weights import check_weights
+  from mvae_tf.model.weights import check_weights
   info = read_info(path) if info is None else info
   try:
     check_weights(weights, info, file)
@@ -159,14 +159,14 @@ def write_pretrained(output_dir, weights, info, dtype='float16', attributes=None
     with open(os.path.join(tmp, INFO_FILE), 'w') as f:
       json.dump(info, f, indent=1, sort_keys=True)
     if attributes is not None:
-      from mvae_tf.attributes import save_attribute_vectors
+      from mvae_tf.store.attribute_vectors import save_attribute_vectors
       save_attribute_vectors(os.path.join(tmp, ATTRIBUTES_FILE), *attributes)
   atomic.write_dir(output_dir, fill)
   return info
 
 
 def decoding_info(config_name):
-  """How a config's outputs become notes (mvae_tf.render), without its converter.
+  """How a config's outputs become notes (mvae_tf.generation.render), without its converter.
 
   Imports the converters (and note_seq): call it when packaging, not when loading.
   """
@@ -200,7 +200,7 @@ def model_info(model, **extra):
 
 def keras_model(weights, info):
   """A MusicVAE (TensorFlow) with these weights, for the TF backend."""
-  from mvae_tf.weights import assign_keras_weights
+  from mvae_tf.model.weights import assign_keras_weights
   from mvae_tf.model.vae import MusicVAE
   model = MusicVAE(info['hparams'], info['decoder_type'], info['input_depth'],
                    info['output_depths'], info.get('control_depth', 0),

@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 
-from mvae_tf import runs
+from mvae_tf.training import runs
 
 SUMMARY_KEYS = ('loss', 'r_loss', 'kl_loss', 'kl_bits', 'beta', 'sampling_probability',
                 'accuracy', 'grad_norm')
@@ -139,7 +139,7 @@ def _restore(checkpoint, run_dir, log):
   back to the previous one with a warning. The chief then records the
   model's weight paths and shapes in run.json (`variables`).
   """
-  from mvae_tf import strategy as strategy_lib
+  from mvae_tf.training import strategy as strategy_lib
   prefixes = runs.list_checkpoints(run_dir)
   failures = []
   step = 0
@@ -231,7 +231,7 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
   seconds, steps_per_sec, last metrics.
   """
   from mvae_tf import configs
-  from mvae_tf import strategy as strategy_lib
+  from mvae_tf.training import strategy as strategy_lib
   log = log or (lambda msg: print(msg, file=sys.stderr))
   config = configs.get_config(config) if isinstance(config, str) else config
   config = config.with_hparams(hparams or '')
@@ -264,7 +264,7 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
            keep_checkpoints, summary_every, eval_batches, seed, max_bad_steps, progress, log,
            strategy, chief, mixed_precision=False):
   import tensorflow as tf
-  from mvae_tf import strategy as strategy_lib
+  from mvae_tf.training import strategy as strategy_lib
   from mvae_tf.data import pipeline
   from mvae_tf.model.vae import MusicVAE, make_optimizer
   hp = config.hparams

@@ -1,5 +1,5 @@
 """A MusicVAE's weights by name: the layout packaged models (mvae_tf.pretrained) and
-checkpoints (mvae_tf.runs) share, and the shapes a model's config.json implies.
+checkpoints (mvae_tf.training.runs) share, and the shapes a model's config.json implies.
 
 Weights are named by their path in the Keras layer tree: 'encoder/fw_0/kernel_0',
 'encoder/mu_kernel', 'decoder/lstm/bias_1', 'decoder/core_decoder_0/output_kernel',
@@ -13,7 +13,7 @@ import numpy as np
 def named_weights(layer, prefix=''):
   """(layer path/weight name, variable) of a Keras layer and its sublayers, depth first.
 
-  The one naming of weights: checkpoints (mvae_tf.runs) store each variable
+  The one naming of weights: checkpoints (mvae_tf.training.runs) store each variable
   under this name and packaged models (weights_from_keras) key their arrays by it.
   """
   for v in layer._trainable_variables + layer._non_trainable_variables:

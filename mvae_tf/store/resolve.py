@@ -17,11 +17,12 @@ the path and says what to give instead.
 """
 
 import collections
+import json
 import os
 import zipfile
 import zlib
 
-from mvae_tf import pretrained
+from mvae_tf import atomic, pretrained
 
 MODEL_FILE = 'model.keras'
 
@@ -59,7 +60,7 @@ def resolve(name_or_path):
       return Resolved('packaged', path, None)
     if os.path.isfile(os.path.join(path, MODEL_FILE)):
       return Resolved('saved', path, None)
-    from mvae_tf import runs
+    from mvae_tf.training import runs
     if os.path.isdir(runs.checkpoint_dir(path)) or os.path.isfile(
         os.path.join(path, runs.RUN_FILE)):
       return Resolved('run', path, None)
@@ -146,9 +147,27 @@ def load_keras(name_or_path, config=None, hparams=None):
     return model, info, info.get('step'), resolved
   if resolved.kind == 'saved':
     return load_saved(resolved.path), None, None, resolved
-  from mvae_tf import runs
+  from mvae_tf.training import runs
   if resolved.kind == 'run':
     model, step = runs.restore_model(run_dir=resolved.path, config=config, hparams=hparams)
   else:
     model, step = runs.restore_model(checkpoint=resolved.path, config=config, hparams=hparams)
   return model, None, step, resolved
+
+
+def save_model(model, output_dir, extra=None):
+  """Write output_dir/model.keras and config.json atomically (temp dir, then rename)."""
+  def fill(tmp):
+    model.save(os.path.join(tmp, MODEL_FILE))
+    info = dict(config=model.config_name, decoder_type=model.decoder_type,
+                hparams=model.hparams.to_dict(), input_depth=model.input_depth,
+                output_depths=model.output_depths, control_depth=model.control_depth)
+    info.update(extra or {})
+    with open(os.path.join(tmp, 'config.json'), 'w') as f:
+      json.dump(info, f, indent=1)
+  atomic.write_dir(output_dir, fill)
+
+
+def load_model(path):
+  """A MusicVAE from a directory written by save_model or a .keras file."""
+  return load_saved(path)

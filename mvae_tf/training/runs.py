@@ -8,14 +8,14 @@
   RUN_DIR/train/, eval/     TensorBoard summaries
 
 `restore_model` gives the trained MusicVAE of a run directory or of one of its
-checkpoints (a `.../checkpoints/ckpt-N` prefix); mvae_tf.resolve loads every other
+checkpoints (a `.../checkpoints/ckpt-N` prefix); mvae_tf.store.resolve loads every other
 kind of model (saved, packaged, shipped) and calls it for these two.
 """
 
 import json
 import os
 
-from mvae_tf.weights import named_weights
+from mvae_tf.model.weights import named_weights
 
 RUN_FILE = 'run.json'
 CHECKPOINT_DIR = 'checkpoints'
@@ -464,7 +464,7 @@ def restore_model(run_dir=None, checkpoint=None, config=None, hparams=None):
     else:
       if not os.path.exists(checkpoint + '.index'):
         raise RunError('%s: not a checkpoint (expected a run dir or a .../checkpoints/ckpt-N '
-                       'prefix; mvae_tf.resolve.load_keras takes any model)' % checkpoint)
+                       'prefix; mvae_tf.store.resolve.load_keras takes any model)' % checkpoint)
       run = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
       model = _model_for_run(run, config, hparams)
       _restore(model, checkpoint, run if config is None and hparams is None else None)

@@ -6,7 +6,7 @@ mean mu of those with the lowest (the top and bottom `quantile`). Adding
 `strength * vector` to a z raises the attribute (on average), subtracting it
 lowers it.
 
-Attributes of a window (its notes, in steps; see mvae_tf.render.Note):
+Attributes of a window (its notes, in steps; see mvae_tf.generation.render.Note):
 
   note_density      notes (drum hits) per step
   pitch_range       highest minus lowest pitch, in semitones (pitched notes)
@@ -17,15 +17,15 @@ Drum models have note_density and syncopation only. Vectors are saved as
 .npz (one [z_size] array per attribute, plus a JSON '__meta__' entry).
 """
 
-import json
 
 import numpy as np
 
-from mvae_tf import atomic
+# The .npz file of attribute vectors is the store's (a packaged model holds one).
+from mvae_tf.store.attribute_vectors import (  # noqa: F401
+    META_KEY, load_attribute_vectors, save_attribute_vectors)
 
 ATTRIBUTES = ('note_density', 'pitch_range', 'syncopation', 'average_interval')
 PITCHED_ONLY = ('pitch_range', 'average_interval')
-META_KEY = '__meta__'
 
 
 def _pitched(notes):
@@ -61,7 +61,7 @@ def available(kind):
 
 
 def attribute(name, notes, num_steps, steps_per_quarter=4):
-  """The value of attribute `name` for notes (mvae_tf.render.Note, in steps)."""
+  """The value of attribute `name` for notes (mvae_tf.generation.render.Note, in steps)."""
   if name not in FUNCTIONS:
     raise ValueError('unknown attribute %r; known: %s' % (name, ', '.join(ATTRIBUTES)))
   return FUNCTIONS[name](notes, num_steps, steps_per_quarter)
@@ -69,7 +69,7 @@ def attribute(name, notes, num_steps, steps_per_quarter=4):
 
 def of_indices(name, indices, data):
   """Attribute of one decoded window: class indices [T, P] (data: a model's decoding info)."""
-  from mvae_tf.render import notes_from_indices
+  from mvae_tf.generation.render import notes_from_indices
   return attribute(name, notes_from_indices(indices, data), len(indices),
                    data.get('steps_per_quarter', 4))
 
@@ -79,7 +79,7 @@ def of_sequence(name, note_sequence, num_steps=None, qpm=None, steps_per_quarter
 
   `num_steps` defaults to the sequence's total time in steps.
   """
-  from mvae_tf.render import notes_from_sequence
+  from mvae_tf.generation.render import notes_from_sequence
   data = dict(steps_per_quarter=steps_per_quarter, qpm=qpm or 120.0)
   notes = notes_from_sequence(note_sequence, data)
   if num_steps is None:
@@ -130,25 +130,6 @@ def compute_attribute_vectors(model, sequences, attributes=None, quantile=0.25,
       vectors[name], meta['attributes'][name] = vectors_from_latents(mu, values, quantile)
     except ValueError as e:
       raise ValueError('%s: %s' % (name, e)) from None
-  return vectors, meta
-
-
-def save_attribute_vectors(path, vectors, meta=None):
-  """Write vectors (and meta) to an .npz file, atomically."""
-  arrays = {k: np.asarray(v, np.float32) for k, v in vectors.items()}
-  arrays[META_KEY] = np.array(json.dumps(meta or {}))
-
-  def write(tmp):
-    with open(tmp, 'wb') as f:
-      np.savez(f, **arrays)
-  atomic.write_file(path, write)
-
-
-def load_attribute_vectors(path):
-  """(vectors {name: [z_size] array}, meta dict) from an .npz file."""
-  with np.load(path, allow_pickle=False) as data:
-    vectors = {k: data[k].astype(np.float32) for k in data.files if k != META_KEY}
-    meta = json.loads(str(data[META_KEY])) if META_KEY in data.files else {}
   return vectors, meta
 
 

@@ -281,7 +281,7 @@ def import_magenta(config_name, checkpoint, output_dir, hparams_overrides=''):
   Writes output_dir/model.keras and output_dir/config.json atomically.
   Returns the model.
   """
-  from mvae_tf.model.trained_model import save_model
+  from mvae_tf.store.resolve import save_model
   from mvae_tf.model.vae import MusicVAE
   model = MusicVAE.from_config_name(config_name, hparams_overrides)
   step = load_magenta_checkpoint(model, checkpoint, hparams_overrides)

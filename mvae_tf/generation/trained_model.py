@@ -19,38 +19,19 @@ temperature is reproducible with a seed within one backend.
 `load` takes a preset name ('folk-mel_2bar', 'drums_2bar'; see
 mvae_tf.pretrained), a pretrained directory (weights.npz + config.json), a
 directory written by `save_model` (model.keras + config.json) or a .keras
-file, or a training run directory or one of its checkpoints (mvae_tf.runs).
+file, or a training run directory or one of its checkpoints (mvae_tf.training.runs).
 """
 
 import collections
-import json
 import math
 import os
 
 import numpy as np
 
 from edge_demo.music import format_bars, slerp  # noqa: F401  (one copy, TF-free)
-from mvae_tf import atomic, pretrained
-from mvae_tf.resolve import MODEL_FILE  # noqa: F401 (re-exported)
-
-
-def save_model(model, output_dir, extra=None):
-  """Write output_dir/model.keras and config.json atomically (temp dir, then rename)."""
-  def fill(tmp):
-    model.save(os.path.join(tmp, MODEL_FILE))
-    info = dict(config=model.config_name, decoder_type=model.decoder_type,
-                hparams=model.hparams.to_dict(), input_depth=model.input_depth,
-                output_depths=model.output_depths, control_depth=model.control_depth)
-    info.update(extra or {})
-    with open(os.path.join(tmp, 'config.json'), 'w') as f:
-      json.dump(info, f, indent=1)
-  atomic.write_dir(output_dir, fill)
-
-
-def load_model(path):
-  """A MusicVAE from a directory written by save_model or a .keras file."""
-  from mvae_tf import resolve
-  return resolve.load_saved(path)
+from mvae_tf import pretrained
+# The saved-model format is the resolver's; re-exported for callers of the old place.
+from mvae_tf.store.resolve import MODEL_FILE, load_model, save_model  # noqa: F401
 
 
 class EncodeError(ValueError):
@@ -365,10 +346,10 @@ class TrainedModel:
     """A preset name or a path (see the module docstring).
 
     `config`: the config of a run directory that has no run.json.
-    Every kind of name goes through mvae_tf.resolve; raises
+    Every kind of name goes through mvae_tf.store.resolve; raises
     resolve.ModelNotFound (a FileNotFoundError) for a name that is none.
     """
-    from mvae_tf import resolve
+    from mvae_tf.store import resolve
     resolved = resolve.resolve(name_or_path)
     path = resolved.path
     if resolved.kind in ('preset', 'packaged'):
@@ -787,13 +768,13 @@ class TrainedModel:
     scores = np.concatenate(scores)
     return np.array([scores[owners == i].mean() for i in range(len(seqs))], np.float64)
 
-  # --- Attribute vectors (mvae_tf.attributes). ---
+  # --- Attribute vectors (mvae_tf.generation.attributes). ---
 
   @property
   def attribute_vectors(self):
     """{name: [z_size] vector} shipped with the model (attributes.npz), or {}."""
     if self._attribute_vectors is None:
-      from mvae_tf.attributes import load_attribute_vectors
+      from mvae_tf.store.attribute_vectors import load_attribute_vectors
       path = os.path.join(self.path or '', pretrained.ATTRIBUTES_FILE)
       self._attribute_vectors = load_attribute_vectors(path)[0] if self.path and \
           os.path.isfile(path) else {}
@@ -804,7 +785,7 @@ class TrainedModel:
     if isinstance(attribute, str):
       if attribute not in self.attribute_vectors:
         raise KeyError('no attribute vector %r ships with %s (has: %s); compute one with '
-                       'mvae_tf.attributes.compute_attribute_vectors' % (
+                       'mvae_tf.generation.attributes.compute_attribute_vectors' % (
                            attribute, self.describe(),
                            ', '.join(sorted(self.attribute_vectors)) or 'none'))
       return self.attribute_vectors[attribute]
@@ -813,7 +794,7 @@ class TrainedModel:
   def apply_attribute(self, target, attribute, strength=1.0, length=None, temperature=0.0,
                       seed=None, return_tensors=False):
     """Decode z + strength * vector; `target` is NoteSequences (their mu) or latents [N, z]."""
-    from mvae_tf.attributes import apply
+    from mvae_tf.generation.attributes import apply
     if hasattr(target, 'notes') or (isinstance(target, (list, tuple)) and target and
                                     hasattr(target[0], 'notes')):
       z = self.encode(target)[1]
