@@ -13,7 +13,10 @@ import pytest
 
 from conftest import rock_beat, scale_melody
 from mvae_tf import configs
-from mvae_tf.data import corpus, prepare, tfrecord
+from mvae_tf.data import prepare, tfrecord
+from mvae_tf.data.corpus import build as corpus_build
+from mvae_tf.data.corpus import common, debian, folk, songs
+from mvae_tf.data.corpus import wad as wad_file
 
 DRUMS = ('cat-drums_2bar_small',)
 
@@ -35,13 +38,13 @@ def _drum_files(folder, count=40):
 
 
 def _source(files, root, name='test'):
-  return corpus.Source(name=name, package='made in the test', inputs=list(files),
+  return common.Source(name=name, package='made in the test', inputs=list(files),
                        root=str(root))
 
 
 def _build(out, files, root, **kwargs):
   kwargs.setdefault('configs', DRUMS)
-  return corpus.build_from_sources('drums', out, [_source(files, root)], workers=1,
+  return corpus_build.build_from_sources('drums', out, [_source(files, root)], workers=1,
                                    progress=False, **kwargs)
 
 
@@ -66,7 +69,7 @@ def test_split_is_by_sequence_and_deterministic(drum_corpus):
   assert train and evaluation, 'the fixture should put some songs on each side'
   assert not set(train) & set(evaluation)
   assert len(set(train)) == len(train) and len(set(evaluation)) == len(evaluation)
-  assert all(not corpus.is_eval(i) for i in train) and all(corpus.is_eval(i) for i in evaluation)
+  assert all(not corpus_build.is_eval(i) for i in train) and all(corpus_build.is_eval(i) for i in evaluation)
   # The same input gives the same files, byte for byte, wherever it is built.
   _build(tmp_path / 'again', files, root)
   for name in ('train.tfrecord', 'eval.tfrecord'):
@@ -75,12 +78,12 @@ def test_split_is_by_sequence_and_deterministic(drum_corpus):
 
 def test_split_ids_is_stable_and_about_a_tenth():
   ids = [hashlib.sha1(b'%d' % i).hexdigest() for i in range(3000)]
-  train, evaluation = corpus.split_ids(ids)
-  assert corpus.split_ids(ids) == (train, evaluation)
+  train, evaluation = corpus_build.split_ids(ids)
+  assert corpus_build.split_ids(ids) == (train, evaluation)
   assert sorted(train + evaluation) == sorted(ids)
   assert 0.07 < len(evaluation) / len(ids) < 0.13
   # A sequence's side does not depend on the others.
-  assert corpus.split_ids(ids[::7])[1] == [i for i in evaluation if i in set(ids[::7])]
+  assert corpus_build.split_ids(ids[::7])[1] == [i for i in evaluation if i in set(ids[::7])]
 
 
 def test_dedupe_by_content_and_skips_counted(drum_corpus):
@@ -115,15 +118,15 @@ def test_melody_dedupe_and_two_four(tmp_path):
   c.notes[3].pitch += 1  # another tune
   c = _write(c, root / 'c.mid')
   src = _source([a, b, c], root)
-  summary = corpus.build_from_sources(
+  summary = corpus_build.build_from_sources(
       'folk', tmp_path / 'out', [src], configs=('cat-mel_2bar_small',), workers=1,
-      progress=False, transform=corpus.merge_two_four, melody_dedupe=True)
+      progress=False, transform=corpus_build.merge_two_four, melody_dedupe=True)
   assert summary['duplicates'] == {'content': 0, 'melody': 1}
   assert summary['renotated_2_4_as_4_4'] == 1
   assert summary['metres_of_distinct_sequences'] == {'4/4': 1, '2/4': 1}
   assert summary['sequences']['total'] == 2  # the 2/4 tune yields 4/4 windows
   # Without renotation, the 2/4 tune yields no window and is left out.
-  summary = corpus.build_from_sources(
+  summary = corpus_build.build_from_sources(
       'folk', tmp_path / 'plain', [src], configs=('cat-mel_2bar_small',), workers=1,
       progress=False)
   assert summary['duplicates'] == {'content': 0, 'melody': 0}
@@ -161,7 +164,7 @@ def test_cache_hit_force_and_change(drum_corpus, monkeypatch):
 def test_window_counts_match_the_eval_converter():
   sequences = [rock_beat(bars=12), scale_melody(bars=10), rock_beat(bars=2)]
   names = ('cat-drums_2bar_small', 'cat-mel_2bar_small', 'hierdec-mel_16bar')
-  results = corpus.count_windows([ns.SerializeToString() for ns in sequences], names,
+  results = corpus_build.count_windows([ns.SerializeToString() for ns in sequences], names,
                                  workers=1)
   for ns, result in zip(sequences, results):
     for name in names:
@@ -185,15 +188,15 @@ def test_wad_music_lumps(tmp_path):
   wad = tmp_path / 'test.wad'
   wad.write_bytes(_wad([('PLAYPAL', b'\0' * 30), ('D_RUNNIN', midi.read_bytes()),
                         ('D_E1M1', mus)]))
-  assert [n for n, _ in corpus.wad_lumps(wad.read_bytes())] == ['PLAYPAL', 'D_RUNNIN', 'D_E1M1']
+  assert [n for n, _ in wad_file.wad_lumps(wad.read_bytes())] == ['PLAYPAL', 'D_RUNNIN', 'D_E1M1']
   out = tmp_path / 'lumps'
   out.mkdir()
-  written, skipped = corpus.wad_music(str(wad), str(out))
+  written, skipped = wad_file.wad_music(str(wad), str(out))
   assert [n for _, n in written] == ['D_RUNNIN']
   assert open(written[0][0], 'rb').read() == midi.read_bytes()
   assert skipped == [('D_E1M1', 'MUS lump (not converted)')]
   with pytest.raises(ValueError):
-    corpus.wad_lumps(b'PK\x03\x04' + bytes(20))
+    wad_file.wad_lumps(b'PK\x03\x04' + bytes(20))
 
 
 ABC_BOOK = b"""%abc
@@ -222,11 +225,11 @@ C D E F G2 | G F E D C2 |
 
 
 def test_split_and_renumber_tunebook():
-  header, tunes = corpus.split_tunebook(ABC_BOOK)
+  header, tunes = folk.split_tunebook(ABC_BOOK)
   assert header[0] == b'%abc'
   assert [(x, title) for x, title, _ in tunes] == [('7', 'First'), ('7', 'Second'),
                                                    ('8', 'Free')]
-  book, index = corpus.renumber_tunebook(ABC_BOOK)
+  book, index = folk.renumber_tunebook(ABC_BOOK)
   assert index == [('7', 'First', False), ('7', 'Second', False), ('8', 'Free', True)]
   assert [l for l in book.split(b'\n') if l.startswith(b'X:')] == [b'X:1', b'X:2', b'X:3']
   assert b'\n\nX:2' in book  # a blank line ends each tune
@@ -240,7 +243,7 @@ def test_abc2midi_renders_one_midi_per_tune(tmp_path):
   book.write_bytes(ABC_BOOK)
   work = tmp_path / 'work'
   work.mkdir()
-  render = corpus._abc2midi_render([str(book)], str(book.parent), 'demo')
+  render = folk._abc2midi_render([str(book)], str(book.parent), 'demo')
   items, failures = render(str(work), 1, False)
   assert [(label, reason) for label, reason, _ in failures] == [('demo/book.abc#8',
                                                                  'free metre')]
@@ -252,8 +255,8 @@ def test_abc2midi_renders_one_midi_per_tune(tmp_path):
 def test_mma_grooves():
   text = ('DefGroove Swing  Basic swing.\n  defgroove SwingWalk walking \\\n  bass\n'
           'Groove Swing\nDefGroove swing again\nDefGroove $Macro\n')
-  assert corpus.mma_grooves(text) == ['Swing', 'SwingWalk']
-  assert corpus.mma_source_text('/x/y.mma', 'Swing', bars=3).splitlines()[-4:] == [
+  assert songs.mma_grooves(text) == ['Swing', 'SwingWalk']
+  assert songs.mma_source_text('/x/y.mma', 'Swing', bars=3).splitlines()[-4:] == [
       'Groove Swing', 'C', 'Am', 'Dm7']
 
 
@@ -261,31 +264,31 @@ def test_mma_grooves():
     '/usr/share/mma/lib/stdlib/swing.mma'), reason='needs mma (Debian package mma)')
 def test_render_one_mma_groove(tmp_path):
   out = str(tmp_path / 'swing.mid')
-  assert corpus.render_mma_groove('/usr/share/mma/lib/stdlib/swing.mma', 'Swing', out,
+  assert songs.render_mma_groove('/usr/share/mma/lib/stdlib/swing.mma', 'Swing', out,
                                   str(tmp_path), bars=4) is None
   assert open(out, 'rb').read(4) == b'MThd'
-  error = corpus.render_mma_groove('/usr/share/mma/lib/stdlib/swing.mma', 'NoSuchGroove',
+  error = songs.render_mma_groove('/usr/share/mma/lib/stdlib/swing.mma', 'NoSuchGroove',
                                    str(tmp_path / 'none.mid'), str(tmp_path), bars=4)
   assert error and not os.path.exists(tmp_path / 'none.mid')
 
 
 def test_errors_name_the_fix(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match='folk, drums, trio'):
-    corpus.build_corpus('rock', tmp_path)
-  monkeypatch.setattr(corpus.importlib.util, 'find_spec', lambda name: None)
-  with pytest.raises(corpus.CorpusError, match='pip install music21'):
-    corpus.build_corpus('folk', tmp_path)
-  with pytest.raises(corpus.CorpusError, match='apt-get install -y no-such-package'):
-    corpus.ensure_debian_package('no-such-package', lambda: False, install_missing=False)
-  monkeypatch.setattr(corpus.os, 'geteuid', lambda: 1000)
-  with pytest.raises(corpus.CorpusError, match='sudo apt-get install -y no-such-package'):
-    corpus.ensure_debian_package('no-such-package', lambda: False, install_missing=True)
-  with pytest.raises(corpus.CorpusError, match='apt-get download freedoom'):
-    corpus._freedoom_deb(str(tmp_path / 'cache'), install_missing=False)
+    corpus_build.build_corpus('rock', tmp_path)
+  monkeypatch.setattr(debian.importlib.util, 'find_spec', lambda name: None)
+  with pytest.raises(common.CorpusError, match='pip install music21'):
+    corpus_build.build_corpus('folk', tmp_path)
+  with pytest.raises(common.CorpusError, match='apt-get install -y no-such-package'):
+    debian.ensure_debian_package('no-such-package', lambda: False, install_missing=False)
+  monkeypatch.setattr(debian.os, 'geteuid', lambda: 1000)
+  with pytest.raises(common.CorpusError, match='sudo apt-get install -y no-such-package'):
+    debian.ensure_debian_package('no-such-package', lambda: False, install_missing=True)
+  with pytest.raises(common.CorpusError, match='apt-get download freedoom'):
+    songs._freedoom_deb(str(tmp_path / 'cache'), install_missing=False)
 
 
 def test_corpora_list():
-  assert set(corpus.CORPORA) == set(corpus.WINDOW_CONFIGS) == {'folk', 'drums', 'trio'}
-  for names in corpus.WINDOW_CONFIGS.values():
+  assert set(corpus_build.CORPORA) == set(corpus_build.WINDOW_CONFIGS) == {'folk', 'drums', 'trio'}
+  for names in corpus_build.WINDOW_CONFIGS.values():
     for name in names:
       configs.get_config(name)

@@ -61,10 +61,10 @@ def _rows(kind, x):
 
 
 def _sequence(path, renotate):
-  from mvae_tf.data import corpus
+  from mvae_tf.data.corpus import build as corpus_build
   ns = note_seq.midi_file_to_note_sequence(path)
   if renotate:
-    corpus.merge_two_four(ns)
+    corpus_build.merge_two_four(ns)
   return ns
 
 

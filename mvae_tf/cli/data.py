@@ -51,15 +51,15 @@ def _run_prepare(args):
 
 
 def add_corpus_parser(sub):
-  from mvae_tf.data import corpus
+  from mvae_tf.data.corpus import build as corpus_build
   p = sub.add_parser(
       'corpus', help='build a real training corpus from installed packages',
       description='Builds a corpus of real music from Debian and PyPI packages, '
                   'deduplicated and split into train/eval by tune or song. '
                   'Rebuilding is cached.\n\n' + '\n'.join(
-                      '  %s: %s' % kv for kv in corpus.CORPORA.items()),
+                      '  %s: %s' % kv for kv in corpus_build.CORPORA.items()),
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('name', choices=sorted(corpus.CORPORA))
+  p.add_argument('name', choices=sorted(corpus_build.CORPORA))
   p.add_argument('--output', default=None, metavar='DIR', help='default: data/NAME')
   p.add_argument('--workers', type=int, default=None)
   p.add_argument('--cache_dir', default=None, metavar='DIR',
@@ -70,17 +70,19 @@ def add_corpus_parser(sub):
 
 
 def _run_corpus(args):
-  from mvae_tf.data import corpus
+  from mvae_tf.data.corpus import build as corpus_build
+  from mvae_tf.data.corpus.common import CorpusError
   output = args.output or os.path.join('data', args.name)
   try:
-    summary = corpus.build_corpus(args.name, output, workers=args.workers, force=args.force,
-                                  progress=not args.json, cache_dir=args.cache_dir)
-  except corpus.CorpusError as e:
+    summary = corpus_build.build_corpus(args.name, output, workers=args.workers,
+                                        force=args.force,
+                                        progress=not args.json, cache_dir=args.cache_dir)
+  except CorpusError as e:
     raise UserError(str(e)) from None
   if args.json:
     print(json.dumps(summary, indent=2))
   else:
-    print(corpus.format_summary(summary))
+    print(corpus_build.format_summary(summary))
   return 0
 
 

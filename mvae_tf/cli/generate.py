@@ -183,9 +183,9 @@ def _read_input(path, flag):
     raise _error('%s %s: %s' % (flag, path, e.detail)) from None
   if len(sequences) > 1:
     raise _error('%s %s holds %d tunes; give a file with one' % (flag, path, len(sequences)))
-  from mvae_tf.data import corpus
+  from mvae_tf.data.corpus import build as corpus_build
   ns = sequences[0]
-  renotated = corpus.merge_two_four(ns)
+  renotated = corpus_build.merge_two_four(ns)
   return Input(flag, path, ns, renotated)
 
 
