@@ -28,8 +28,9 @@ from mvae_tf import pretrained  # noqa: E402
 from mvae_tf.store import resolve  # noqa: E402
 from mvae_tf.generation import trained_model  # noqa: E402
 from mvae_tf.model.weights import check_weights, expected_shapes, weights_from_keras  # noqa: E402
-from mvae_tf.generation.trained_model import TrainedModel, save_model  # noqa: E402
+from mvae_tf.generation.trained_model import TrainedModel  # noqa: E402
 
+import tiny_models  # noqa: E402
 from tiny_models import random_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +63,7 @@ def assert_one_line(code, err, command, *names):
 @pytest.fixture(scope='module')
 def saved_model(tmp_path_factory):
   out = tmp_path_factory.mktemp('saved') / 'drums'
-  save_model(random_model('tiny-drums_2bar'), str(out))
+  tiny_models.save_legacy_keras(random_model('tiny-drums_2bar'), str(out))
   return out
 
 
@@ -276,7 +277,7 @@ def test_import_without_hparams_suggests_the_checkpoints_sizes(tmp_path, capsys)
   # The suggestion works as given.
   code, out, err = _import(capsys, tmp_path, 'cat-drums_2bar_small', 'cat-drums_2bar_small',
                            _suggested(line))
-  assert code == 0 and (tmp_path / 'imported' / resolve.MODEL_FILE).exists(), err
+  assert code == 0 and (tmp_path / 'imported' / pretrained.WEIGHTS_FILE).exists(), err
 
 
 def test_import_with_wrong_hparams_keeps_the_others_in_the_suggestion(tmp_path, capsys):

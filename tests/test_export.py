@@ -349,8 +349,11 @@ def test_resolver_names_every_kind(tmp_path):
   assert resolve.resolve('folk-mel_2bar').kind == 'preset'
   assert resolve.resolve(resolve.resolve('drums_2bar').path).kind == 'packaged'
   save_model(tiny_models.random_model('tiny-drums_2bar'), str(tmp_path / 'saved'))
-  assert resolve.resolve(str(tmp_path / 'saved')).kind == 'saved'
-  assert resolve.resolve(str(tmp_path / 'saved' / 'model.keras')).kind == 'saved'
+  assert resolve.resolve(str(tmp_path / 'saved')).kind == 'packaged'  # the one format
+  tiny_models.save_legacy_keras(tiny_models.random_model('tiny-drums_2bar'),
+                                str(tmp_path / 'old'))
+  assert resolve.resolve(str(tmp_path / 'old')).kind == 'saved'
+  assert resolve.resolve(str(tmp_path / 'old' / 'model.keras')).kind == 'saved'
   (tmp_path / 'run' / 'checkpoints').mkdir(parents=True)
   assert resolve.resolve(str(tmp_path / 'run')).kind == 'run'
   (tmp_path / 'run' / 'checkpoints' / 'ckpt-5.index').write_bytes(b'')

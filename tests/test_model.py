@@ -264,6 +264,31 @@ def test_keras_save_and_load_give_identical_outputs(tmp_path):
   assert loaded.decode_tensors(z, 256).shape == (2, 256, 692)
 
 
+def test_one_model_directory_format_and_the_old_one_still_loads(tmp_path):
+  """save_model writes the shipped models' format (weights.npz in float32 + config.json);
+  a directory with model.keras, as earlier versions saved, loads to the same model."""
+  import json
+  import os
+  import tiny_models
+  from mvae_tf import pretrained
+  from mvae_tf.store import resolve
+  model = tiny_models.random_model('tiny-hierdec-mel_16bar')
+  resolve.save_model(model, str(tmp_path / 'new'), extra={'step': 7})
+  assert sorted(os.listdir(tmp_path / 'new')) == ['config.json', 'weights.npz']
+  info = json.loads((tmp_path / 'new' / 'config.json').read_text())
+  assert (info['format'], info['weights_dtype'], info['step']) == (
+      pretrained.FORMAT, 'float32', 7)
+  tiny_models.save_legacy_keras(model, str(tmp_path / 'old'))
+  new, _, step, found = resolve.load_keras(str(tmp_path / 'new'))
+  old, _, _, found_old = resolve.load_keras(str(tmp_path / 'old'))
+  assert (found.kind, found_old.kind, step) == ('packaged', 'saved', 7)
+  assert new.get_config() == old.get_config() == model.get_config()
+  for loaded in (new, old):
+    assert [v.path for v in loaded.weights] == [v.path for v in model.weights]
+    for a, b in zip(loaded.weights, model.weights):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_checkpoint_with_optimizer_state_resumes_exactly(tmp_path):
   batch = None
   results = []

@@ -46,6 +46,20 @@ def trained_keras_model():
   return model
 
 
+def save_legacy_keras(model, output_dir):
+  """A model directory as save_model wrote it before the one format (model.keras +
+  config.json): such directories still load, and their damage is still reported."""
+  import json
+  import os
+  os.makedirs(output_dir)
+  model.save(os.path.join(output_dir, 'model.keras'))
+  info = dict(config=model.config_name, decoder_type=model.decoder_type,
+              hparams=model.hparams.to_dict(), input_depth=model.input_depth,
+              output_depths=model.output_depths, control_depth=model.control_depth)
+  with open(os.path.join(output_dir, 'config.json'), 'w') as f:
+    json.dump(info, f, indent=1)
+
+
 def random_model(name, overrides='', seed=0, scale=0.3):
   """A model of config `name` with every weight N(0, scale): nothing near zero or tied."""
   from mvae_tf.model.vae import MusicVAE

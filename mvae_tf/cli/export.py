@@ -9,8 +9,9 @@ DESCRIPTION = (
     'signatures) and for devices (TFLite files with decode, encode and step-by-step '
     'graphs, in float32, float16, dynamic-range int8 and full int8), each checked '
     'against the Keras model before it is written. MODEL is anything `mvae generate` '
-    'takes: a shipped model name, a packaged model directory, a saved model (model.keras, '
-    'e.g. from `mvae import-magenta`), a training run directory or a checkpoint.')
+    'takes: a shipped model name, a model directory (weights.npz + config.json, e.g. from '
+    '`mvae import-magenta`), a saved model of an earlier version (model.keras), a training '
+    'run directory or a checkpoint.')
 
 
 def add_export_parser(subparsers):

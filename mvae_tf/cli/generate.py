@@ -56,9 +56,9 @@ def add_generate_parser(subparsers):
   model = p.add_mutually_exclusive_group()
   model.add_argument('--run_dir', metavar='DIR', help='a training run (its newest checkpoint)')
   model.add_argument('--checkpoint_file', '--checkpoint', dest='checkpoint_file', metavar='PATH',
-                     help='any model: a .../checkpoints/ckpt-N prefix, a saved model '
-                          '(model.keras), a packaged model directory (weights.npz + '
-                          'config.json) or a shipped model name')
+                     help='any model: a .../checkpoints/ckpt-N prefix, a model directory '
+                          '(weights.npz + config.json), a saved model of an earlier '
+                          'version (model.keras) or a shipped model name')
   model.add_argument('--preset', choices=sorted(pretrained.PRESETS),
                      help='a model shipped in the package (default: %s)' %
                           pretrained.DEFAULT_PRESET)

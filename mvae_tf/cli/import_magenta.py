@@ -1,6 +1,5 @@
 """`mvae import-magenta`: the command line of mvae_tf.store.magenta_import."""
 
-import os
 
 from mvae_tf.store.magenta_import import import_magenta
 
@@ -10,8 +9,8 @@ def add_import_magenta_parser(subparsers):
   p = subparsers.add_parser(
       'import-magenta', help="convert a checkpoint of Magenta's MusicVAE to our format",
       description="Loads a TF1 checkpoint written by Magenta's MusicVAE (with or without "
-                  'Adam slots) into the model of --config and saves it as DIR/model.keras '
-                  '(+ config.json). Sizes must match: pass the --hparams the checkpoint was '
+                  'Adam slots) into the model of --config and saves it as a model directory '
+                  '(DIR/weights.npz + config.json). Sizes must match: pass the --hparams the checkpoint was '
                   'trained with.')
   p.add_argument('--config', required=True, help='config name, e.g. cat-mel_2bar_small')
   p.add_argument('--checkpoint', required=True, metavar='CKPT',
@@ -31,5 +30,5 @@ def run_import_magenta(args):
     import_magenta(args.config, args.checkpoint, args.output, args.hparams)
   except ValueError as e:
     raise UserError(str(e)) from None
-  print('wrote %s' % os.path.join(args.output, 'model.keras'))
+  print('wrote %s (weights.npz, config.json)' % args.output)
   return 0

@@ -17,9 +17,10 @@ everything else). Greedy decodes agree between them; sampling at a
 temperature is reproducible with a seed within one backend.
 
 `load` takes a preset name ('folk-mel_2bar', 'drums_2bar'; see
-mvae_tf.pretrained), a pretrained directory (weights.npz + config.json), a
-directory written by `save_model` (model.keras + config.json) or a .keras
-file, or a training run directory or one of its checkpoints (mvae_tf.training.runs).
+mvae_tf.pretrained), a model directory (weights.npz + config.json: what
+`save_model` and `mvae import-magenta` write, and the shipped models' format), a
+directory with model.keras or a .keras file (written by earlier versions), or a
+training run directory or one of its checkpoints (mvae_tf.training.runs).
 """
 
 import collections

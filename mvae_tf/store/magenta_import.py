@@ -278,7 +278,7 @@ def load_magenta_checkpoint(model, checkpoint, hparams_overrides=''):
 def import_magenta(config_name, checkpoint, output_dir, hparams_overrides=''):
   """Build config `config_name` (+ overrides), load `checkpoint`, save to `output_dir`.
 
-  Writes output_dir/model.keras and output_dir/config.json atomically.
+  Writes output_dir/weights.npz and output_dir/config.json atomically (save_model).
   Returns the model.
   """
   from mvae_tf.store.resolve import save_model
@@ -286,5 +286,5 @@ def import_magenta(config_name, checkpoint, output_dir, hparams_overrides=''):
   model = MusicVAE.from_config_name(config_name, hparams_overrides)
   step = load_magenta_checkpoint(model, checkpoint, hparams_overrides)
   save_model(model, output_dir, extra={'imported_from': os.path.abspath(checkpoint),
-                                       'global_step': step})
+                                       'global_step': step, 'step': step})
   return model

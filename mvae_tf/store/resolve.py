@@ -3,8 +3,10 @@
 `resolve(name_or_path)` says what a name is, without loading anything:
 
   preset      a model that ships in the package (pretrained.PRESETS: 'folk-mel_2bar', ...)
-  packaged    a directory with weights.npz + config.json (mvae_tf.pretrained's format)
-  saved       a directory with model.keras (`mvae import-magenta`, save_model) or a .keras file
+  packaged    a directory with weights.npz + config.json: the one model directory format
+              (save_model, `mvae import-magenta`, scripts/package_pretrained.py)
+  saved       a directory with model.keras or a .keras file (what `mvae import-magenta` and
+              save_model wrote before they wrote the packaged format: still loaded)
   run         a training run directory (its newest checkpoint)
   checkpoint  a .../checkpoints/ckpt-N prefix of a run
 
@@ -17,21 +19,20 @@ the path and says what to give instead.
 """
 
 import collections
-import json
 import os
 import zipfile
 import zlib
 
-from mvae_tf import atomic, pretrained
+from mvae_tf import pretrained
 
 MODEL_FILE = 'model.keras'
 
 Resolved = collections.namedtuple('Resolved', 'kind path name')
 
-KINDS_HELP = ('a shipped model (%s), a packaged model directory (weights.npz + config.json), '
-              'a saved model (a directory with model.keras, e.g. from `mvae import-magenta`, '
-              'or a .keras file), or a training run directory or one of its checkpoints '
-              '(.../checkpoints/ckpt-N)')
+KINDS_HELP = ('a shipped model (%s), a model directory (weights.npz + config.json, e.g. '
+              'from `mvae import-magenta`), a saved model of an earlier version (a directory '
+              'with model.keras, or a .keras file), or a training run directory or one of '
+              'its checkpoints (.../checkpoints/ckpt-N)')
 
 
 class ModelNotFound(FileNotFoundError):
@@ -76,7 +77,8 @@ def resolve(name_or_path):
 
 # What reading a damaged .keras file (a zip of config.json and model.weights.h5) raises.
 _DAMAGED_ZIP = (zipfile.BadZipFile, zlib.error, EOFError)
-RESAVE = 'save it again (`mvae import-magenta` or save_model) or restore a copy'
+RESAVE = ('save it again (`mvae import-magenta` or save_model, which now write weights.npz + '
+          'config.json) or restore a copy')
 
 
 def load_saved(path):
@@ -156,18 +158,19 @@ def load_keras(name_or_path, config=None, hparams=None):
 
 
 def save_model(model, output_dir, extra=None):
-  """Write output_dir/model.keras and config.json atomically (temp dir, then rename)."""
-  def fill(tmp):
-    model.save(os.path.join(tmp, MODEL_FILE))
-    info = dict(config=model.config_name, decoder_type=model.decoder_type,
-                hparams=model.hparams.to_dict(), input_depth=model.input_depth,
-                output_depths=model.output_depths, control_depth=model.control_depth)
-    info.update(extra or {})
-    with open(os.path.join(tmp, 'config.json'), 'w') as f:
-      json.dump(info, f, indent=1)
-  atomic.write_dir(output_dir, fill)
+  """Write a model directory in the one format: weights.npz (float32, every weight by
+  its layer path, mvae_tf.model.weights) and config.json (the config, hparams, sizes
+  and how outputs become notes, plus `extra`), atomically (temporary directory, then
+  rename). It is the format of the shipped models (mvae_tf.pretrained), which add
+  their .tflite exports and attribute vectors; `load_keras` and `TrainedModel.load`
+  read it. Directories with model.keras, written before this format, still load."""
+  from mvae_tf.model.weights import weights_from_keras
+  info = pretrained.model_info(model, **(extra or {}))
+  return pretrained.write_pretrained(output_dir, weights_from_keras(model), info,
+                                     dtype='float32')
 
 
 def load_model(path):
-  """A MusicVAE from a directory written by save_model or a .keras file."""
-  return load_saved(path)
+  """The Keras MusicVAE of a directory written by save_model (or, older, a directory
+  with model.keras or a .keras file)."""
+  return load_keras(path)[0]
