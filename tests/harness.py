@@ -23,21 +23,21 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from mvae_tf.model import lstm
 from mvae_tf.model.weights import assign_keras_weights, named_weights, weights_from_keras
 
 
 @dataclasses.dataclass
 class LayerCase:
-  """make() -> a layer; inputs(rng) -> [tf.Tensor]; forward(layer, *inputs) -> [tf.Tensor]
-  (deterministic). `backward`: names of lstm's switches of the hand-written backward
-  passes this forward runs through (empty: no gradient check). `tflite`: whether the
-  forward is meant to convert to TFLite builtin ops."""
+  """make() -> a layer; inputs(rng) -> [tf.Tensor]; forward(layer, *inputs,
+  hand_written_backward=None) -> [tf.Tensor] (deterministic; the argument passed on to
+  the layer's call). `backward`: whether the forward runs through a hand-written backward
+  pass (the gradient check). `tflite`: whether the forward is meant to convert to TFLite
+  builtin ops."""
   name: str
   make: object
   inputs: object
   forward: object
-  backward: tuple = ()
+  backward: bool = False
   tflite: bool = True
   seed: int = 0
 
@@ -50,22 +50,6 @@ class LayerCase:
 
   def outputs(self, layer, inputs):
     return [np.asarray(t) for t in self.forward(layer, *inputs)]
-
-
-class _Switches:
-  """Sets lstm's module switches (hand-written backward on or off) and restores them."""
-
-  def __init__(self, names, value):
-    self.names, self.value = names, value
-
-  def __enter__(self):
-    self.old = {n: getattr(lstm, n) for n in self.names}
-    for n in self.names:
-      setattr(lstm, n, self.value)
-
-  def __exit__(self, *exc):
-    for n, v in self.old.items():
-      setattr(lstm, n, v)
 
 
 def _assert_same(actual, expected, what):
@@ -119,11 +103,10 @@ def check_gradient(case, rtol=1e-4, atol=1e-6):
   targets = layer.trainable_variables + [v for v in variables if isinstance(v, tf.Variable)]
 
   def run(hand_written):
-    with _Switches(case.backward, hand_written):
-      with tf.GradientTape() as tape:
-        outs = case.forward(layer, *variables)
-        loss = tf.add_n([tf.reduce_sum(tf.tanh(o) * w) for o, w in zip(outs, weights)])
-      return [o.numpy() for o in outs], tape.gradient(loss, targets)
+    with tf.GradientTape() as tape:
+      outs = case.forward(layer, *variables, hand_written_backward=hand_written)
+      loss = tf.add_n([tf.reduce_sum(tf.tanh(o) * w) for o, w in zip(outs, weights)])
+    return [o.numpy() for o in outs], tape.gradient(loss, targets)
 
   outs, grads = run(True)
   expected_outs, expected = run(False)
@@ -149,11 +132,11 @@ def check_tflite(case, directory, rtol=1e-4, atol=1e-5):
   specs = [tf.TensorSpec(x.shape, x.dtype, name='input_%d' % i) for i, x in enumerate(inputs)]
   archive = keras.export.ExportArchive()
   archive.track(layer)
-  with _Switches(('HAND_WRITTEN_BACKWARD', 'HAND_WRITTEN_DECODER_BACKWARD'), False):
-    archive.add_endpoint('serve', lambda *xs: tuple(case.forward(layer, *xs)),
-                         input_signature=specs)
-    saved = os.path.join(str(directory), case.name + '_saved')
-    archive.write_out(saved, verbose=False)
+  archive.add_endpoint(
+      'serve', lambda *xs: tuple(case.forward(layer, *xs, hand_written_backward=False)),
+      input_signature=specs)
+  saved = os.path.join(str(directory), case.name + '_saved')
+  archive.write_out(saved, verbose=False)
   converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=['serve'])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   flatbuffer = converter.convert()

@@ -27,22 +27,25 @@ def _previous(tokens):
   return np.concatenate([np.zeros_like(tokens[:, :1]), tokens[:, :-1]], 1)
 
 
-def _stack_forward(stack, x, lengths):
-  outputs, states = stack.run(stack.input_projection(x), stack.zero_state(BATCH), lengths)
+def _stack_forward(stack, x, lengths, hand_written_backward=None):
+  outputs, states = stack.run(stack.input_projection(x), stack.zero_state(BATCH), lengths,
+                              hand_written_backward)
   return [outputs] + list(states)
 
 
-def _encoder_forward(encoder, x, lengths):
-  return list(encoder(x, lengths))
+def _encoder_forward(encoder, x, lengths, hand_written_backward=None):
+  return list(encoder(x, lengths, hand_written_backward=hand_written_backward))
 
 
-def _decoder_forward(decoder, inputs, z, controls=None):
-  return [decoder.teacher_forced(inputs, z, controls)]
+def _decoder_forward(decoder, inputs, z, controls=None, hand_written_backward=None):
+  return [decoder.teacher_forced(inputs, z, controls,
+                                 hand_written_backward=hand_written_backward)]
 
 
-def _vae_forward(model, inputs, targets, lengths, controls):
-  mu, sigma = model.encode(inputs, lengths, controls)
-  return [mu, sigma, model.teacher_forced_logits(targets, mu, controls)]
+def _vae_forward(model, inputs, targets, lengths, controls, hand_written_backward=None):
+  mu, sigma = model.encode(inputs, lengths, controls, hand_written_backward)
+  return [mu, sigma, model.teacher_forced_logits(
+      targets, mu, controls, hand_written_backward=hand_written_backward)]
 
 
 def _vae_inputs(name):
@@ -61,42 +64,42 @@ CASES = [
         'lstm_stack', lambda: LSTMStack(5, [4, 3], name='stack'),
         lambda rng: [tf.constant(rng.normal(size=(BATCH, 6, 5)).astype(np.float32)),
                      tf.constant([6, 2, 4])],
-        _stack_forward, backward=()),  # two layers: autodiff (the hand-written pass is one layer's)
+        _stack_forward),  # two layers: autodiff (the hand-written pass is one layer's)
     harness.LayerCase(
         'lstm_layer', lambda: LSTMStack(5, [4], name='stack'),
         lambda rng: [tf.constant(rng.normal(size=(BATCH, 6, 5)).astype(np.float32)),
                      tf.constant([6, 2, 4])],
-        _stack_forward, backward=('HAND_WRITTEN_BACKWARD',)),
+        _stack_forward, backward=True),
     harness.LayerCase(
         'encoder', lambda: BidirectionalLSTMEncoder(7, [4, 3], 2, name='encoder'),
         lambda rng: [tf.constant(_tokens(rng, [7], 6)), tf.constant([6, 3, 5])],
-        _encoder_forward, backward=()),
+        _encoder_forward),
     harness.LayerCase(
         'encoder_one_layer', lambda: BidirectionalLSTMEncoder(7, [4], 2, name='encoder'),
         lambda rng: [tf.constant(_tokens(rng, [7], 6)), tf.constant([6, 3, 5])],
-        _encoder_forward, backward=('HAND_WRITTEN_BACKWARD',)),
+        _encoder_forward, backward=True),
     harness.LayerCase(
         'flat_decoder',
         lambda: CategoricalLSTMDecoder([5, 6], [4, 3], 3, control_depth=2, name='decoder'),
         lambda rng: [tf.constant(_previous(_tokens(rng, [5, 6], 6))),
                      tf.constant(rng.normal(size=(BATCH, 3)).astype(np.float32)),
                      tf.constant((rng.random((BATCH, 6, 2)) < 0.5).astype(np.float32))],
-        _decoder_forward, backward=('HAND_WRITTEN_DECODER_BACKWARD',)),
+        _decoder_forward, backward=True),
     harness.LayerCase(
         'hierarchical_decoder',
         lambda: HierarchicalLSTMDecoder([5, 6], [4, 3], 3, num_bars=2, steps_per_bar=4,
                                         name='decoder'),
         lambda rng: [tf.constant(_previous(_tokens(rng, [5, 6], 8))),
                      tf.constant(rng.normal(size=(BATCH, 3)).astype(np.float32))],
-        _decoder_forward, backward=('HAND_WRITTEN_DECODER_BACKWARD',)),
+        _decoder_forward, backward=True),
     harness.LayerCase(
         'music_vae', lambda: MusicVAE.from_config_name('tiny-mel_2bar'),
         _vae_inputs('tiny-mel_2bar'), _vae_forward,
-        backward=('HAND_WRITTEN_BACKWARD', 'HAND_WRITTEN_DECODER_BACKWARD')),
+        backward=True),
     harness.LayerCase(
         'music_vae_hierarchical_trio', lambda: MusicVAE.from_config_name('tiny-hierdec-trio_16bar'),
         _vae_inputs('tiny-hierdec-trio_16bar'), _vae_forward,
-        backward=('HAND_WRITTEN_BACKWARD', 'HAND_WRITTEN_DECODER_BACKWARD')),
+        backward=True),
 ]
 IDS = [c.name for c in CASES]
 
@@ -138,10 +141,10 @@ def test_the_harness_sees_a_broken_layer(tmp_path):
   with pytest.raises(AssertionError):
     harness.check_config_round_trip(broken)
 
-  def wrong_gradient(decoder, inputs, z, controls):  # autodiff when "hand-written" is on
-    from mvae_tf.model import lstm
-    logits = decoder.teacher_forced(inputs, z, controls)
-    return [logits * 1.001] if lstm.HAND_WRITTEN_DECODER_BACKWARD else [logits]
+  def wrong_gradient(decoder, inputs, z, controls, hand_written_backward=None):
+    logits = decoder.teacher_forced(inputs, z, controls,
+                                    hand_written_backward=hand_written_backward)
+    return [logits * 1.001] if hand_written_backward else [logits]
   with pytest.raises(AssertionError):
     harness.check_gradient(harness.LayerCase(case.name, case.make, case.inputs,
                                              wrong_gradient, backward=case.backward))

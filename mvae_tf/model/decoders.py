@@ -181,7 +181,7 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     return cond, ctrl
 
   def teacher_forced(self, inputs, z, controls=None, sampling_probability=0.0, seed=None,
-                     states=None, rows=None):
+                     states=None, rows=None, hand_written_backward=None):
     """Logits [B, T, D] given the previous tokens `inputs` [B, T, D] (zeros at t=0).
 
     With `sampling_probability` > 0, each step's input is, with that
@@ -190,7 +190,9 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
     rows first..first+B of a batch of `total` rows (one replica's share of a
     global batch); each step's draws are made for all `total` rows and this
     batch's taken, so that an example gets the same draws however the global
-    batch is split over replicas.
+    batch is split over replicas. `hand_written_backward`: run decode_stack's
+    hand-written backward pass where it applies (None: lstm's default,
+    HAND_WRITTEN_DECODER_BACKWARD; False: autodiff of the step loop).
     """
     inputs = tf.cast(inputs, tf.float32)
     batch = tf.shape(inputs)[0]
@@ -202,9 +204,11 @@ class CategoricalLSTMDecoder(keras.layers.Layer):
       states = self.initial_state(z, batch)
     no_sampling = isinstance(sampling_probability, (int, float)) and sampling_probability == 0
     num_steps = x.shape[1]
-    hand_written = (lstm.HAND_WRITTEN_DECODER_BACKWARD and isinstance(num_steps, int)
+    if hand_written_backward is None:
+      hand_written_backward = lstm.HAND_WRITTEN_DECODER_BACKWARD
+    hand_written = (hand_written_backward and isinstance(num_steps, int)
                     and num_steps <= lstm.UNROLL_LIMIT)
-    chunked = (lstm.HAND_WRITTEN_DECODER_BACKWARD and isinstance(num_steps, int)
+    chunked = (hand_written_backward and isinstance(num_steps, int)
                and not hand_written and lstm.chunk_length(num_steps))
     if no_sampling and chunked:
       return self._decode_stack(x, states, chunked=True)
@@ -371,10 +375,10 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
     return tf.reshape(x, [-1, self.steps_per_bar] + x.shape[2:].as_list())
 
   def teacher_forced(self, inputs, z, controls=None, sampling_probability=0.0, seed=None,
-                     rows=None):
+                     rows=None, hand_written_backward=None):
     """Logits [B, T, D] given previous tokens [B, T, D] shifted over the whole sequence.
-    `rows`: see CategoricalLSTMDecoder.teacher_forced (each example is num_bars rows of
-    the core decoders)."""
+    `rows`, `hand_written_backward`: see CategoricalLSTMDecoder.teacher_forced (each
+    example is num_bars rows of the core decoders)."""
     inputs = tf.cast(inputs, tf.float32)
     batch = tf.shape(inputs)[0]
     num_steps = self.num_bars * self.steps_per_bar
@@ -388,7 +392,8 @@ class HierarchicalLSTMDecoder(keras.layers.Layer):
           _seed(seed), p)
       out = core.teacher_forced(
           self._split_bars(part), emb, ctrl, sampling_probability, part_seed,
-          rows=None if rows is None else (rows[0] * self.num_bars, rows[1] * self.num_bars))
+          rows=None if rows is None else (rows[0] * self.num_bars, rows[1] * self.num_bars),
+          hand_written_backward=hand_written_backward)
       logits.append(tf.reshape(out, [batch, num_steps, core.output_depth]))
     return tf.concat(logits, -1) if len(logits) > 1 else logits[0]
 

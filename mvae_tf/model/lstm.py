@@ -27,7 +27,9 @@ UNROLL_LIMIT = 64
 # custom-gradient closure is traced into an exported graph.
 HAND_WRITTEN_BACKWARD = True
 # Decoders' teacher-forced and scheduled-sampling passes over an unrolled
-# sequence use decode_stack's hand-written backward pass (likewise).
+# sequence use decode_stack's hand-written backward pass (likewise: the default of
+# their `teacher_forced(hand_written_backward=None)`). Both are defaults only: a
+# caller chooses by the argument (tests/harness.py runs each layer both ways).
 HAND_WRITTEN_DECODER_BACKWARD = True
 
 # The dtype of the matrix products in the hand-written passes above (forward and

@@ -231,12 +231,13 @@ class MusicVAE(keras.Model):
     return tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
 
   def teacher_forced_logits(self, targets, z, controls=None, sampling_probability=0.0,
-                            seed=None, rows=None):
-    """Logits [B, T, D] with the decoder fed the previous targets (`rows`: see
-    decoders.CategoricalLSTMDecoder.teacher_forced)."""
+                            seed=None, rows=None, hand_written_backward=None):
+    """Logits [B, T, D] with the decoder fed the previous targets (`rows`,
+    `hand_written_backward`: see decoders.CategoricalLSTMDecoder.teacher_forced)."""
     return self.decoder.teacher_forced(shift_right(targets), z,
                                        self._controls(controls, targets),
-                                       sampling_probability, seed, rows=rows)
+                                       sampling_probability, seed, rows=rows,
+                                       hand_written_backward=hand_written_backward)
 
   def sample(self, z, num_steps, temperature=0.0, seed=None, controls=None, noise=None):
     """Free-running decode from z: (indices [B, T, P], logits [B, T, D]).
