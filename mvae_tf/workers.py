@@ -22,14 +22,17 @@ def start_method():
 
 
 def imap(function, items, workers=None, initializer=None, initargs=(), chunksize=1,
-         maxtasksperchild=None, min_items=2):
+         maxtasksperchild=None, min_items=2, encode=None):
   """Yields function(item) for each item, in order.
 
   In this process when one worker is asked for or there are fewer than
   `min_items` items (a pool costs more than it saves); else in a pool of
   `workers` processes (see the module docstring), each running
-  initializer(*initargs) once. `function` and `initializer` must be module-level
-  functions (they are pickled by name).
+  initializer(*initargs) once. `encode`, when given, turns each item into what
+  is sent to a worker (e.g. bytes for an object that pickles slowly) and is
+  applied only when a pool is used: `function` then receives the encoded item
+  in a worker and the item itself in this process. `function` and `initializer`
+  must be module-level functions (they are pickled by name).
   """
   items = list(items)
   workers = min(count(workers), len(items))
@@ -38,6 +41,8 @@ def imap(function, items, workers=None, initializer=None, initargs=(), chunksize
       initializer(*initargs)
     yield from map(function, items)
     return
+  if encode is not None:
+    items = [encode(item) for item in items]
   method = start_method()
   ctx = multiprocessing.get_context(method)
   if method == 'forkserver':

@@ -45,3 +45,28 @@ def test_one_worker_or_few_items_run_here_in_order():
                               initargs=('here',), min_items=3))
   assert [(r[0], r[1]) for r in results] == [(5, os.getpid()), (6, os.getpid())]
   assert _initialised == ['here']
+
+
+def _negated(item):
+  return -item if isinstance(item, int) else ('encoded', item)
+
+
+def _encode(item):
+  return 'x%d' % item
+
+
+def test_encode_applies_only_when_a_pool_is_used():
+  """inspect sends NoteSequences to workers as bytes, and converts them here as they are."""
+  here = list(workers.imap(_negated, [1, 2, 3], workers=1, encode=_encode))
+  assert here == [-1, -2, -3]
+  pooled = list(workers.imap(_negated, [1, 2, 3], workers=2, encode=_encode))
+  assert pooled == [('encoded', 'x1'), ('encoded', 'x2'), ('encoded', 'x3')]
+
+
+def test_inspect_gives_the_same_reports_here_and_in_a_pool():
+  from conftest import scale_melody
+  from mvae_tf.data import windows
+  sequences = [scale_melody(bars=2 + i % 3) for i in range(20)]
+  here = windows.inspect_sequences(sequences, 'cat-mel_2bar_small', workers=1)
+  pooled = windows.inspect_sequences(sequences, 'cat-mel_2bar_small', workers=2)
+  assert here == pooled and len(here) == 20 and here[0]['windows'] > 0
