@@ -312,3 +312,29 @@ def test_a_truncated_checkpoint_is_called_damaged_and_the_run_falls_back(
     runs.restore_model(checkpoint=newest)
   assert str(e.value).startswith(newest + ' is damaged (') and '\n' not in str(e.value)
   assert 'earlier checkpoint' in str(e.value)
+
+
+def test_restore_newest_falls_back_stops_on_a_mismatch_and_keeps_bugs():
+  """The one restore-with-fallback loop (train resumes and restore_model use it)."""
+  tried = []
+
+  def restore(prefix):
+    tried.append(prefix)
+    if prefix == 'ckpt-3':
+      raise runs.RunError('ckpt-3 is damaged\nmore')
+  assert runs.restore_newest(['ckpt-3', 'ckpt-2', 'ckpt-1'], restore, (runs.RunError,)) == (
+      'ckpt-2', ['ckpt-3 (ckpt-3 is damaged)'])
+  assert tried == ['ckpt-3', 'ckpt-2']
+  assert runs.restore_newest(['ckpt-3'], restore, (runs.RunError,)) == (
+      None, ['ckpt-3 (ckpt-3 is damaged)'])
+  assert runs.restore_newest([], restore) == (None, [])
+
+  def mismatch(prefix):
+    raise runs.CheckpointMismatch('x', 'other variables')
+  with pytest.raises(runs.CheckpointMismatch):
+    runs.restore_newest(['ckpt-2', 'ckpt-1'], mismatch)
+
+  def bug(prefix):
+    raise KeyError('a bug, not damage')
+  with pytest.raises(KeyError):  # not in fallback_on: its traceback is kept
+    runs.restore_newest(['ckpt-2', 'ckpt-1'], bug, (runs.RunError,))

@@ -429,6 +429,27 @@ def checkpoint_step(prefix):
     return None
 
 
+def restore_newest(prefixes, restore, fallback_on=(Exception,)):
+  """The one restore-with-fallback loop (training resumes and restore_model use it).
+
+  Calls restore(prefix) for each prefix, newest first, until one succeeds. A
+  CheckpointMismatch stops at once (the older checkpoints of a run have the same
+  variables); a `fallback_on` error moves to the previous one. Returns (prefix
+  restored or None, ['prefix (first line of its error)', ...] of those that failed).
+  """
+  failures = []
+  for prefix in prefixes:
+    try:
+      restore(prefix)
+    except CheckpointMismatch:
+      raise
+    except fallback_on as e:
+      failures.append('%s (%s)' % (prefix, str(e).split('\n')[0].strip() or type(e).__name__))
+      continue
+    return prefix, failures
+  return None, failures
+
+
 def list_checkpoints(run_dir):
   """Checkpoint prefixes of a run, newest first (complete ones: with .index)."""
   import tensorflow as tf
@@ -478,20 +499,17 @@ def restore_model(run_dir=None, checkpoint=None, config=None, hparams=None):
     raise RunError('%s has no checkpoint yet: train first (mvae train --run_dir %s ...)' % (
         run_dir, run_dir))
   model = _model_for_run(run_dir, config, hparams)
-  errors = []
-  for prefix in prefixes:
-    try:
-      _restore(model, prefix, run_dir if config is None and hparams is None else None)
-      if errors:
-        import sys
-        print('warning: %s; restored %s instead' % ('; '.join(errors), prefix),
-              file=sys.stderr)
-      return model, checkpoint_step(prefix)
-    except CheckpointMismatch:  # the older checkpoints have the same variables
-      raise
-    except RunError as e:
-      errors.append(str(e))
-  raise RunError('no checkpoint of %s restores: %s' % (run_dir, '; '.join(errors)))
+  recorded = run_dir if config is None and hparams is None else None
+  # _restore turns a damaged checkpoint into a RunError; anything else is a bug.
+  prefix, failures = restore_newest(prefixes, lambda p: _restore(model, p, recorded),
+                                    fallback_on=(RunError,))
+  if prefix is None:
+    raise RunError('no checkpoint of %s restores: %s' % (run_dir, '; '.join(failures)))
+  if failures:
+    import sys
+    print('warning: could not restore %s; restored %s instead' % ('; '.join(failures), prefix),
+          file=sys.stderr)
+  return model, checkpoint_step(prefix)
 
 
 def _restore(model, prefix, run_dir=None):

@@ -140,26 +140,19 @@ def _restore(checkpoint, run_dir, log):
   model's weight paths and shapes in run.json (`variables`).
   """
   from mvae_tf.training import strategy as strategy_lib
-  prefixes = runs.list_checkpoints(run_dir)
-  failures = []
-  step = 0
-  for prefix in prefixes:
-    try:
-      runs.restore_checkpoint(checkpoint, prefix, warn=log)
-    except runs.CheckpointMismatch as e:
-      raise TrainingError(str(e)) from None
-    except Exception as e:  # noqa: BLE001 (any failure: try the previous one)
-      failures.append('%s (%s)' % (prefix, str(e).split('\n')[0]))
-      continue
-    if failures:
-      log('warning: could not restore %s; resumed from %s' % ('; '.join(failures), prefix))
-    step = runs.checkpoint_step(prefix)
-    break
-  else:
-    if failures:
-      raise TrainingError('no checkpoint of %s restores: %s; pass the --config and --hparams '
-                          'the run was started with, or start a new --run_dir'
-                          % (run_dir, '; '.join(failures)))
+  try:  # any failure to read one: try the previous one (runs.restore_newest)
+    prefix, failures = runs.restore_newest(
+        runs.list_checkpoints(run_dir),
+        lambda p: runs.restore_checkpoint(checkpoint, p, warn=log))
+  except runs.CheckpointMismatch as e:
+    raise TrainingError(str(e)) from None
+  if prefix is None and failures:
+    raise TrainingError('no checkpoint of %s restores: %s; pass the --config and --hparams '
+                        'the run was started with, or start a new --run_dir'
+                        % (run_dir, '; '.join(failures)))
+  if failures:
+    log('warning: could not restore %s; resumed from %s' % ('; '.join(failures), prefix))
+  step = runs.checkpoint_step(prefix) if prefix is not None else 0
   if strategy_lib.is_chief():
     runs.record_variables(run_dir, checkpoint)
   return step
