@@ -323,10 +323,12 @@ def test_restore_newest_falls_back_stops_on_a_mismatch_and_keeps_bugs():
     if prefix == 'ckpt-3':
       raise runs.RunError('ckpt-3 is damaged\nmore')
   assert runs.restore_newest(['ckpt-3', 'ckpt-2', 'ckpt-1'], restore, (runs.RunError,)) == (
-      'ckpt-2', ['ckpt-3 (ckpt-3 is damaged)'])
+      'ckpt-2', ['ckpt-3 is damaged'])  # a message naming its checkpoint is kept as it is
   assert tried == ['ckpt-3', 'ckpt-2']
-  assert runs.restore_newest(['ckpt-3'], restore, (runs.RunError,)) == (
-      None, ['ckpt-3 (ckpt-3 is damaged)'])
+
+  def unnamed(prefix):
+    raise OSError('short read')
+  assert runs.restore_newest(['ckpt-3'], unnamed) == (None, ['ckpt-3 (short read)'])
   assert runs.restore_newest([], restore) == (None, [])
 
   def mismatch(prefix):

@@ -69,7 +69,7 @@ CASES = [
         'lstm_layer', lambda: LSTMStack(5, [4], name='stack'),
         lambda rng: [tf.constant(rng.normal(size=(BATCH, 6, 5)).astype(np.float32)),
                      tf.constant([6, 2, 4])],
-        _stack_forward, backward=True),
+        _stack_forward, backward=True, rtol=1e-5),
     harness.LayerCase(
         'encoder', lambda: BidirectionalLSTMEncoder(7, [4, 3], 2, name='encoder'),
         lambda rng: [tf.constant(_tokens(rng, [7], 6)), tf.constant([6, 3, 5])],
@@ -127,7 +127,7 @@ def test_keras_against_tflite(case, tmp_path):
 
 
 def test_the_harness_sees_a_broken_layer(tmp_path):
-  """Each check fails on a layer that breaks what it checks."""
+  """Each check fails on a layer or forward that breaks what it checks."""
   case = CASES[4]  # the flat decoder
 
   class Forgetful(CategoricalLSTMDecoder):  # its config loses control_depth
@@ -141,10 +141,33 @@ def test_the_harness_sees_a_broken_layer(tmp_path):
   with pytest.raises(AssertionError):
     harness.check_config_round_trip(broken)
 
+  @tf.custom_gradient
+  def off_by_a_little(x):  # the forward as it is; its gradient 0.1% off
+    return tf.identity(x), lambda dy: dy * 1.001
+
   def wrong_gradient(decoder, inputs, z, controls, hand_written_backward=None):
     logits = decoder.teacher_forced(inputs, z, controls,
                                     hand_written_backward=hand_written_backward)
-    return [logits * 1.001] if hand_written_backward else [logits]
-  with pytest.raises(AssertionError):
+    return [off_by_a_little(logits) if hand_written_backward else logits]
+  with pytest.raises(AssertionError, match='Not equal to tolerance'):
     harness.check_gradient(harness.LayerCase(case.name, case.make, case.inputs,
-                                             wrong_gradient, backward=case.backward))
+                                             wrong_gradient, backward=True))
+
+  class Unsaved(CategoricalLSTMDecoder):  # state outside its weights: lost on a reload
+    def __init__(self, *args, **kwargs):
+      super().__init__(*args, **kwargs)
+      self.offset = tf.constant(np.random.default_rng().normal(size=11).astype(np.float32))
+
+  def forward_with_offset(decoder, *inputs, hand_written_backward=None):
+    return [case.forward(decoder, *inputs)[0] + decoder.offset]
+  with pytest.raises(AssertionError):
+    harness.check_save_and_reload(harness.LayerCase(
+        case.name, lambda: Unsaved([5, 6], [4, 3], 3, control_depth=2, name='decoder'),
+        case.inputs, forward_with_offset), tmp_path)
+
+  def random_forward(decoder, *inputs, hand_written_backward=None):  # not deterministic
+    logits = case.forward(decoder, *inputs, hand_written_backward=hand_written_backward)[0]
+    return [logits + tf.random.uniform(tf.shape(logits))]
+  with pytest.raises(AssertionError):
+    harness.check_tflite(harness.LayerCase(case.name, case.make, case.inputs, random_forward),
+                         tmp_path)

@@ -66,7 +66,7 @@ def remedy(path):
   """What to do about a damaged packaged model at `path`."""
   if os.path.dirname(os.path.abspath(path)) == HERE:
     return 'reinstall mvae_tf'  # a shipped model
-  return 're-package it (scripts/package_pretrained.py) or copy it again'
+  return 're-package it (scripts/package_pretrained.py) or re-save it, or copy it again'
 
 
 def read_info(path):

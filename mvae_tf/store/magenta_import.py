@@ -17,7 +17,7 @@ Adam slots (`.../Adam`, `.../Adam_1`), `beta1_power`, `beta2_power` and
 `global_step` are ignored; any other unknown or missing variable is an error
 naming it.
 
-The `mvae import-magenta` subcommand is `add_import_magenta_parser`.
+The `mvae import-magenta` subcommand is mvae_tf/cli/import_magenta.py.
 """
 
 import os

@@ -163,7 +163,9 @@ def save_model(model, output_dir, extra=None):
   and how outputs become notes, plus `extra`), atomically (temporary directory, then
   rename). It is the format of the shipped models (mvae_tf.pretrained), which add
   their .tflite exports and attribute vectors; `load_keras` and `TrainedModel.load`
-  read it. Directories with model.keras, written before this format, still load."""
+  read it. Directories with model.keras, written before this format, still load.
+  The model's config_name must be a registered config (mvae_tf.configs): loading
+  builds the model from it (ValueError otherwise)."""
   from mvae_tf.model.weights import weights_from_keras
   info = pretrained.model_info(model, **(extra or {}))
   return pretrained.write_pretrained(output_dir, weights_from_keras(model), info,

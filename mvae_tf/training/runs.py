@@ -444,7 +444,9 @@ def restore_newest(prefixes, restore, fallback_on=(Exception,)):
     except CheckpointMismatch:
       raise
     except fallback_on as e:
-      failures.append('%s (%s)' % (prefix, str(e).split('\n')[0].strip() or type(e).__name__))
+      message = str(e).split('\n')[0].strip() or type(e).__name__
+      # RunError's messages already start with the checkpoint they are about.
+      failures.append(message if message.startswith(prefix) else '%s (%s)' % (prefix, message))
       continue
     return prefix, failures
   return None, failures
