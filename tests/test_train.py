@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+import tiny_models
 from conftest import scale_melody, varied_melody
 from mvae_tf.training import runs
 from mvae_tf.data import tfrecord
@@ -291,3 +292,44 @@ def test_a_second_training_in_the_same_run_dir_is_refused(tmp_path):
         pass
   with runs.RunLock(run_dir):  # released with its holder
     pass
+
+
+def test_init_from_starts_a_run_from_a_models_weights_and_step(tmp_path, examples):
+  """A run continues from a model (e.g. a shipped one) when its run directory is gone:
+  its weights, at its step (the schedules go on), Adam afresh; a run with checkpoints
+  ignores it; a model of another config is refused in one line."""
+  from mvae_tf.store import resolve
+  from mvae_tf.training import train
+  source = tiny_models.random_model(CONFIG, scale=0.2)
+  resolve.save_model(source, str(tmp_path / 'model'), extra={'step': 40})
+  run_dir = str(tmp_path / 'run')
+  lines = []
+  loaded, _, step, _ = resolve.load_keras(str(tmp_path / 'model'))
+  assert step == 40
+  result = train.train(CONFIG, run_dir, examples, 41, progress=False, log=lines.append,
+                       init_from=(loaded, step, 'model'))
+  assert (result['start_step'], result['step']) == (40, 41)
+  assert any('initialised from' in line and 'step 40' in line for line in lines)
+  restored, step = runs.restore_model(run_dir=run_dir)
+  assert step == 41
+  fresh = tiny_models.random_model(CONFIG, seed=5, scale=0.2)
+  for after, before, other in zip(restored.weights, source.weights, fresh.weights):
+    moved = np.abs(after.numpy() - before.numpy()).max()
+    assert moved < 0.01 < np.abs(other.numpy() - before.numpy()).max()  # one Adam step
+  # Resuming: the checkpoint wins, --init_from is not applied again.
+  result = train.train(CONFIG, run_dir, examples, 42, progress=False, log=lines.append,
+                       init_from=(loaded, step, 'model'))
+  assert result['start_step'] == 41
+  other = tiny_models.random_model('tiny-drums_2bar')
+  with pytest.raises(train.TrainingError, match='is a model of --config tiny-drums_2bar'):
+    train.train(CONFIG, str(tmp_path / 'run2'), examples, 3, progress=False,
+                init_from=(other, 0, 'drums'))
+  # The command loads what --init_from names (a name that is no model: one line).
+  from mvae_tf.cli import main as cli
+  assert cli.main(['train', '--config', CONFIG, '--run_dir', str(tmp_path / 'run3'),
+                   '--examples_path', examples, '--num_steps', '41', '--no_progress',
+                   '--init_from', str(tmp_path / 'model')]) == 0
+  assert runs.restore_model(run_dir=str(tmp_path / 'run3'))[1] == 41
+  assert cli.main(['train', '--config', CONFIG, '--run_dir', str(tmp_path / 'run4'),
+                   '--examples_path', examples, '--num_steps', '3', '--no_progress',
+                   '--init_from', str(tmp_path / 'nothing')]) == 2

@@ -158,6 +158,27 @@ def _restore(checkpoint, run_dir, log):
   return step
 
 
+def _initialise(model, optimizer, source, config, log):
+  """Set model's weights (by name) and the global step from source = (Keras model, step,
+  name); the step."""
+  from mvae_tf.model.weights import assign_keras_weights, weights_from_keras
+  other, step, name = source
+  if other.config_name != config.name:
+    raise TrainingError('--init_from %s is a model of --config %s, not of this run\'s --config '
+                        '%s: give a model of the same config' % (
+                            name, other.config_name, config.name))
+  try:  # other hparams may differ (batch size, learning rate), not the weights' shapes
+    assign_keras_weights(model, weights_from_keras(other))
+  except ValueError as e:
+    raise TrainingError('--init_from %s: %s; pass the --hparams it was trained with' % (
+        name, str(e).split('\n')[0])) from None
+  step = int(step or 0)
+  optimizer.iterations.assign(step)
+  log('initialised from %s at step %d (its weights; Adam moments start at zero)' % (
+      name, step))
+  return step
+
+
 def _checkpoint_bytes(save_dir):
   """Bytes of the newest complete checkpoint in save_dir (0 if none)."""
   import tensorflow as tf
@@ -214,11 +235,18 @@ def _evaluate(fn, dataset, step, num_batches):
 def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_path=None,
           checkpoint_every=500, keep_checkpoints=5, summary_every=50, eval_batches=8,
           cpu_replicas=None, seed=0, max_bad_steps=20, progress=True, log=None,
-          mixed_precision=False):
+          mixed_precision=False, init_from=None):
   """Train `config` in `run_dir` up to global step `num_steps` (resuming if it has checkpoints).
 
   mixed_precision: bfloat16 matrix products in the LSTM passes, float32 weights and
   loss (see make_train_step); recorded in run.json, and a run may change it on resume.
+  init_from: (Keras MusicVAE, its training step, its name): a model of the same config
+  and weight shapes whose weights a run without checkpoints starts from, at that step
+  (so the learning-rate, beta and sampling schedules go on from there); Adam's moments
+  start at zero. A run with checkpoints resumes from them and ignores it. `mvae train
+  --init_from NAME` loads it through mvae_tf.store.resolve (a later stage: the caller
+  loads it). This is how a run continues on a machine that kept only the shipped model
+  (float16 weights) and not the run directory.
 
   Returns a dict: start_step, step, interrupted (signal number or None),
   seconds, steps_per_sec, last metrics.
@@ -250,12 +278,12 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
       runs.write_run_info(run_dir, info)
     return _train(config, run_dir, examples_path, num_steps, eval_examples_path,
                   checkpoint_every, keep_checkpoints, summary_every, eval_batches, seed,
-                  max_bad_steps, progress, log, strategy, chief, mixed_precision)
+                  max_bad_steps, progress, log, strategy, chief, mixed_precision, init_from)
 
 
 def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkpoint_every,
            keep_checkpoints, summary_every, eval_batches, seed, max_bad_steps, progress, log,
-           strategy, chief, mixed_precision=False):
+           strategy, chief, mixed_precision=False, init_from=None):
   import tensorflow as tf
   from mvae_tf.training import strategy as strategy_lib
   from mvae_tf.data import pipeline
@@ -268,6 +296,8 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
   start = _restore(checkpoint, run_dir, log)
   if start:
     log('resuming %s from step %d' % (run_dir, start))
+  elif init_from is not None:
+    start = _initialise(model, optimizer, init_from, config, log)
   if start >= num_steps:
     log('%s is already at step %d (--num_steps %d): nothing to do' % (run_dir, start, num_steps))
     return dict(start_step=start, step=start, interrupted=None, seconds=0.0,
