@@ -41,6 +41,10 @@ def main(argv=None):
   parser.add_argument('--attribute_max_sequences', type=int, default=3000)
   parser.add_argument('--dtype', default='float16', choices=['float16', 'float32'])
   parser.add_argument('--seed', type=int, default=0, help='seed of --random_init')
+  parser.add_argument('--no_batch_file', action='store_true',
+                      help='export at batch 1 only (no model_b64.tflite): for large models, '
+                           'whose batch-64 graph carries tens of MB of zero-filled buffers '
+                           '(generation then runs batch-1 calls)')
   args = parser.parse_args(argv)
 
   import numpy as np
@@ -89,7 +93,8 @@ def main(argv=None):
     attributes = (vectors, meta)
 
   output_dir = args.output_dir or pretrained.preset_dir(args.name)
-  info = with_tflite(output_dir, weights, info, args.dtype, attributes)
+  info = with_tflite(output_dir, weights, info, args.dtype, attributes,
+                     batch_file=not args.no_batch_file)
   size = sum(os.path.getsize(os.path.join(output_dir, f)) for f in os.listdir(output_dir))
   print(json.dumps(dict(output_dir=output_dir, config=info['config'], step=step, status=status,
                         num_parameters=info['num_parameters'], bytes=size,
@@ -97,7 +102,7 @@ def main(argv=None):
   return 0
 
 
-def with_tflite(output_dir, weights, info, dtype, attributes):
+def with_tflite(output_dir, weights, info, dtype, attributes, batch_file=True):
   """write_pretrained, plus the float16 exports of the packaged weights at batch 1 and
   64 (model.tflite, model_b64.tflite): staged beside output_dir, then put in place."""
   import shutil
@@ -111,7 +116,9 @@ def with_tflite(output_dir, weights, info, dtype, attributes):
     package = os.path.join(staging, 'package')
     info = pretrained.write_pretrained(package, weights, info, dtype, attributes)
     exports = {}
-    for name, batch in ((trained_model.TFLITE_FILE, 1), (trained_model.TFLITE_BATCH_FILE, 64)):
+    files = ((trained_model.TFLITE_FILE, 1),) + (
+        ((trained_model.TFLITE_BATCH_FILE, 64),) if batch_file else ())
+    for name, batch in files:
       out = os.path.join(staging, 'export-%d' % batch)
       exporter.export_model(package, out, formats=('tflite',), quantize=('float16',),
                             batch_size=batch, progress=lambda msg: None)

@@ -2,6 +2,7 @@
 # Package trained models as the shipped presets (mvae_tf/pretrained/NAME).
 #
 #   scripts/ship_pretrained.sh [folk-mel_2bar] [drums_2bar] [folk-mel_16bar] [folk-mel_16bar_flat]
+#                              [trio_16bar]
 #
 # For each preset: evaluates its run (the 2-bar ones $RUNS/NAME, default runs/NAME;
 # the 16-bar ones $RUNS/CONFIG, as docs/long_form.md trains them; each trained with
@@ -20,6 +21,7 @@ runs=${RUNS:-runs}
 
 ship() {
   local name=$1 config=$2 corpus=$3 run=${4:-$runs/$1}
+  shift $(( $# < 4 ? $# : 4 ))  # the rest: package_pretrained.py flags
   local eval_json="$run/evaluation.json" model=(--run_dir "$run")
   if [ -n "${CHECKPOINT:-}" ]; then
     local prefix="$run/kept/ckpt-$CHECKPOINT"
@@ -31,7 +33,7 @@ ship() {
   mv "$eval_json.tmp" "$eval_json"
   "$py" scripts/package_pretrained.py "${model[@]}" --name "$name" \
     --corpus "$corpus (data/$corpus/train.tfrecord, mvae corpus $corpus)" \
-    --evaluation "$eval_json" --attribute_corpus "data/$corpus/eval.tfrecord"
+    --evaluation "$eval_json" --attribute_corpus "data/$corpus/eval.tfrecord" "$@"
 }
 
 presets=("$@")
@@ -43,7 +45,10 @@ for name in "${presets[@]}"; do
     folk-mel_16bar) ship folk-mel_16bar hierdec-mel_16bar_cpu folk "$runs/hierdec-mel_16bar_cpu" ;;
     folk-mel_16bar_flat)
       ship folk-mel_16bar_flat flat-mel_16bar_cpu folk "$runs/flat-mel_16bar_cpu" ;;
+    # Batch 1 only: its batch-64 graph is 40 MB, mostly zero-filled buffers.
+    trio_16bar) ship trio_16bar hierdec-trio_16bar_cpu trio "$runs/hierdec-trio_16bar_cpu" \
+      --no_batch_file ;;
     *) echo "unknown preset $name (folk-mel_2bar, drums_2bar, folk-mel_16bar," \
-            "folk-mel_16bar_flat)" >&2; exit 2 ;;
+            "folk-mel_16bar_flat, trio_16bar)" >&2; exit 2 ;;
   esac
 done

@@ -710,3 +710,24 @@ def test_a_packaged_model_of_an_unknown_config_is_refused(tmp_path, capsys):
   assert code == 2 and len(err.strip().split('\n')) == 1, err
   assert "unknown config 'cat-mel_2bar_cpuu' (did you mean cat-mel_2bar_cpu?)" in err
   assert 'config.json' in err and not (tmp_path / 'o').exists()
+
+
+def test_the_trio_preset_writes_16_bar_trios_with_three_lane_piano_rolls(tmp_path, capsys):
+  """`mvae generate --preset trio_16bar --plot`: melody, bass and drums over 16 bars, and a
+  piano roll of three lanes (melody, bass, drum grid) for each."""
+  code, text, _ = run_cli(capsys, '--preset', 'trio_16bar', '--num_outputs', 2, '--seed', 3,
+                          '--temperature', 0.5, '--plot', '--output_dir', tmp_path)
+  assert code == 0 and 'trio_16bar' in text and 'hierdec-trio_16bar_cpu' in text
+  for i in (1, 2):
+    pm = pretty_midi.PrettyMIDI(str(tmp_path / ('mvae_sample_3_%02d.mid' % i)))
+    drums = [inst for inst in pm.instruments if inst.is_drum]
+    pitched = [inst for inst in pm.instruments if not inst.is_drum]
+    assert drums and drums[0].notes, 'no drums'
+    assert {inst.program for inst in pitched} >= {pretrained.decoding_info(
+        'hierdec-trio_16bar_cpu')['bass_program']}, 'no bass part'
+    seconds_per_bar = 4 * 60.0 / 120
+    last = max(n.end for inst in pm.instruments for n in inst.notes)
+    assert 8 * seconds_per_bar < last <= 16 * seconds_per_bar + 1e-6  # a 16-bar window
+    import matplotlib.image
+    height, width = matplotlib.image.imread(str(tmp_path / ('mvae_sample_3_%02d.png' % i))).shape[:2]
+    assert height == 820  # three panels of 2.6 in (+ 0.4) at 100 dpi: melody, bass, drums

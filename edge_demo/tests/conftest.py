@@ -40,6 +40,12 @@ def melody_16bar_model():
 
 
 @pytest.fixture(scope='session')
+def trio_16bar_model():
+  """The shipped 16-bar hierarchical trio model (melody, bass, drums; float16, batch 1)."""
+  return _model('trio_16bar')
+
+
+@pytest.fixture(scope='session')
 def drums_model():
   """The shipped 2-bar drums model (float16, batch 1)."""
   return _model('drums_2bar')

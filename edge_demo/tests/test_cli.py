@@ -119,12 +119,13 @@ def test_the_same_seed_gives_the_same_files(cli, tmp_path, melody_model):
   assert read('a', 1) != read('c', 2)
 
 
-@pytest.mark.parametrize('which,bars', [('melody_model', 2), ('melody_16bar_model', 16)])
+@pytest.mark.parametrize('which,bars', [('melody_model', 2), ('melody_16bar_model', 16),
+                                        ('trio_16bar_model', 16)])
 def test_sample_notes_are_the_decode_of_the_documented_draws(cli, tmp_path, request, which,
                                                              bars):
   """z then noise from default_rng(seed) (edge_demo.cli.draw): what tests/test_edge_parity.py
-  decodes with mvae_tf to check the notes are mvae_tf's. The 16-bar model is hierarchical
-  (conductor, then a bar at a time)."""
+  decodes with mvae_tf to check the notes are mvae_tf's. The 16-bar models are hierarchical
+  (conductor, then a bar at a time); the trio's notes are its three parts'."""
   path = request.getfixturevalue(which)
   rc, out, err = cli('sample', '--num', 2, '--seed', 9, '--temperature', 0.7, '--out',
                      tmp_path, '--model', path)

@@ -37,6 +37,8 @@ PRESETS = {
     # (so that `mvae evaluate --preset` reruns the comparison).
     'folk-mel_16bar': 'hierdec-mel_16bar_cpu',
     'folk-mel_16bar_flat': 'flat-mel_16bar_cpu',
+    # 16-bar trios (melody, bass, drums) from the Debian MIDI songs, hierarchical decoder.
+    'trio_16bar': 'hierdec-trio_16bar_cpu',
 }
 DEFAULT_PRESET = 'folk-mel_2bar'
 DRUMS_PRESET = 'drums_2bar'
