@@ -307,7 +307,7 @@ def test_init_from_starts_a_run_from_a_models_weights_and_step(tmp_path, example
   loaded, _, step, _ = resolve.load_keras(str(tmp_path / 'model'))
   assert step == 40
   result = train.train(CONFIG, run_dir, examples, 41, progress=False, log=lines.append,
-                       init_from=(loaded, step, 'model'))
+                       init_from=lambda: (loaded, step, 'model'))
   assert (result['start_step'], result['step']) == (40, 41)
   assert any('initialised from' in line and 'step 40' in line for line in lines)
   restored, step = runs.restore_model(run_dir=run_dir)
@@ -316,14 +316,16 @@ def test_init_from_starts_a_run_from_a_models_weights_and_step(tmp_path, example
   for after, before, other in zip(restored.weights, source.weights, fresh.weights):
     moved = np.abs(after.numpy() - before.numpy()).max()
     assert moved < 0.01 < np.abs(other.numpy() - before.numpy()).max()  # one Adam step
-  # Resuming: the checkpoint wins, --init_from is not applied again.
+  # Resuming: the checkpoint wins, --init_from is not even loaded.
+  def never():
+    raise AssertionError('loaded on resume')
   result = train.train(CONFIG, run_dir, examples, 42, progress=False, log=lines.append,
-                       init_from=(loaded, step, 'model'))
+                       init_from=never)
   assert result['start_step'] == 41
   other = tiny_models.random_model('tiny-drums_2bar')
   with pytest.raises(train.TrainingError, match='is a model of --config tiny-drums_2bar'):
     train.train(CONFIG, str(tmp_path / 'run2'), examples, 3, progress=False,
-                init_from=(other, 0, 'drums'))
+                init_from=lambda: (other, 0, 'drums'))
   # The command loads what --init_from names (a name that is no model: one line).
   from mvae_tf.cli import main as cli
   assert cli.main(['train', '--config', CONFIG, '--run_dir', str(tmp_path / 'run3'),

@@ -31,8 +31,8 @@ def add_train_parser(subparsers):
                  help='stop after N steps in a row with a non-finite loss or huge gradient')
   p.add_argument('--init_from', metavar='MODEL', default=None,
                  help='start a new run from the weights of MODEL (a shipped model name, a '
-                      'model directory, a run or a checkpoint of the same config and '
-                      'hparams) at its training step; Adam starts afresh. Ignored when '
+                      'model directory, a run or a checkpoint of the same config and weight '
+                      'shapes) at its training step; Adam starts afresh. Not loaded when '
                       'RUN_DIR has checkpoints (it resumes)')
   p.add_argument('--no_progress', action='store_true', help='no progress bar')
   p.add_argument('--mixed_precision', action='store_true',
@@ -45,21 +45,20 @@ def add_train_parser(subparsers):
 def run_train(args):
   if args.num_steps <= 0 or args.checkpoint_every <= 0 or args.summary_every <= 0:
     raise UserError('--num_steps, --checkpoint_every and --summary_every must be positive')
-  init_from = None
-  if args.init_from:
+  def init_from():  # called by train only for a run without checkpoints
     from mvae_tf.store import resolve
     try:
       model, _, step, _ = resolve.load_keras(args.init_from)
     except (resolve.ModelNotFound, resolve.ModelError, runs.RunError) as e:
       raise UserError('--init_from %s' % e) from None
-    init_from = (model, step, args.init_from)
+    return model, step, args.init_from
   try:
     result = train(args.config, args.run_dir, args.examples_path, args.num_steps,
                    args.hparams, args.eval_examples_path, args.checkpoint_every,
                    args.keep_checkpoints, args.summary_every, args.eval_batches,
                    args.cpu_replicas, args.seed, args.max_bad_steps,
                    progress=not args.no_progress, mixed_precision=args.mixed_precision,
-                   init_from=init_from)
+                   init_from=init_from if args.init_from else None)
   except (TrainingError, ValueError, OSError) as e:
     raise UserError(str(e)) from None
   if result['interrupted'] is not None:

@@ -429,6 +429,10 @@ def checkpoint_step(prefix):
     return None
 
 
+def _first_line(error):
+  return str(error).split('\n')[0].strip() or type(error).__name__
+
+
 def restore_newest(prefixes, restore, fallback_on=(Exception,)):
   """The one restore-with-fallback loop (training resumes and restore_model use it).
 
@@ -444,7 +448,7 @@ def restore_newest(prefixes, restore, fallback_on=(Exception,)):
     except CheckpointMismatch:
       raise
     except fallback_on as e:
-      message = str(e).split('\n')[0].strip() or type(e).__name__
+      message = _first_line(e)
       # RunError's messages already start with the checkpoint they are about.
       failures.append(message if message.startswith(prefix) else '%s (%s)' % (prefix, message))
       continue
@@ -536,7 +540,7 @@ def _restore(model, prefix, run_dir=None):
     # Its variables match the model's (CheckpointMismatch otherwise): it is damaged
     # (a truncated .data raises IndexError, a truncated .index DataLossError).
     raise RunError('%s is damaged (%s): use an earlier checkpoint of the run, or train again'
-                   % (prefix, str(e).split('\n')[0].strip() or type(e).__name__)) from None
+                   % (prefix, _first_line(e))) from None
 
 
 def _stored_shapes(prefix):

@@ -158,11 +158,11 @@ def _restore(checkpoint, run_dir, log):
   return step
 
 
-def _initialise(model, optimizer, source, config, log):
-  """Set model's weights (by name) and the global step from source = (Keras model, step,
-  name); the step."""
+def _initialise(model, optimizer, load, config, log):
+  """Set model's weights (by name) and the global step from the model load() gives as
+  (Keras model, step, name); the step."""
   from mvae_tf.model.weights import assign_keras_weights, weights_from_keras
-  other, step, name = source
+  other, step, name = load()
   if other.config_name != config.name:
     raise TrainingError('--init_from %s is a model of --config %s, not of this run\'s --config '
                         '%s: give a model of the same config' % (
@@ -240,12 +240,13 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
 
   mixed_precision: bfloat16 matrix products in the LSTM passes, float32 weights and
   loss (see make_train_step); recorded in run.json, and a run may change it on resume.
-  init_from: (Keras MusicVAE, its training step, its name): a model of the same config
-  and weight shapes whose weights a run without checkpoints starts from, at that step
-  (so the learning-rate, beta and sampling schedules go on from there); Adam's moments
-  start at zero. A run with checkpoints resumes from them and ignores it. `mvae train
-  --init_from NAME` loads it through mvae_tf.store.resolve (a later stage: the caller
-  loads it). This is how a run continues on a machine that kept only the shipped model
+  init_from: a function giving (Keras MusicVAE, its training step, its name), called
+  only when the run has no checkpoint: a model of the same config and weight shapes
+  whose weights the run starts from, at that step (so the learning-rate, beta and
+  sampling schedules go on from there); Adam's moments start at zero. A run with
+  checkpoints resumes from them and never loads it. `mvae train --init_from NAME`
+  passes a loader through mvae_tf.store.resolve (a later stage, so the caller
+  supplies it). This is how a run continues on a machine that kept only the shipped model
   (float16 weights) and not the run directory.
 
   Returns a dict: start_step, step, interrupted (signal number or None),
