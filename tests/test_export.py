@@ -133,7 +133,16 @@ def test_quantized_variants_agree_and_report_their_figures(flat):
     parity = _row(summary, q)['parity']
     print('%s: tokens %.4f, step graphs %.4f, per-step argmax %.4f' % (
         q, parity['tokens_agree'], parity['steps_tokens_agree'], parity['step_argmax_agree']))
-    assert parity['tokens_agree'] >= 0.99 and parity['steps_tokens_agree'] >= 0.99
+    if q == 'float16':
+      assert parity['tokens_agree'] >= 0.99 and parity['steps_tokens_agree'] >= 0.99
+    else:
+      # Dynamic range quantizes activations to int8 at run time, with kernels that differ
+      # by CPU (on an AVX512-VNNI host 2 of 128 sampled tokens differed): one near-tie
+      # token that flips sends the rest of its sequence elsewhere, as the decode feeds its
+      # own tokens back. The per-step argmax, every step fed the same tokens, measures
+      # the quantization itself.
+      assert parity['step_argmax_agree'] >= 0.99
+      assert parity['tokens_agree'] >= 0.95 and parity['steps_tokens_agree'] >= 0.95
   int8 = _row(summary, 'int8')
   print('int8: decode (unrolled) %.4f, step graphs %.4f, per-step argmax %.4f' % (
       int8['parity']['tokens_agree'], int8['parity']['steps_tokens_agree'],
