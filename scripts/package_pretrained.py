@@ -11,6 +11,8 @@ Keras model) and, with --attribute_corpus, attributes.npz (attribute vectors
 measured with the packaged weights), all atomically. --evaluation takes the output of `mvae evaluate --json`.
 --random_init CONFIG packages a randomly initialised model instead, marked
 "untrained placeholder" (what ships until the real models are trained).
+--refresh_exports DIR writes a packaged model's .tflite files again (after a change
+to the export), keeping its weights, config.json and attribute vectors.
 """
 
 import argparse
@@ -29,6 +31,10 @@ def main(argv=None):
   source.add_argument('--checkpoint', help='a .../checkpoints/ckpt-N prefix, a saved or a packaged model')
   source.add_argument('--random_init', metavar='CONFIG',
                       help='an untrained model of CONFIG (a placeholder)')
+  source.add_argument('--refresh_exports', metavar='DIR',
+                      help='a packaged model (e.g. mvae_tf/pretrained/NAME): write its .tflite '
+                           'files again from its own weights, config.json and attributes.npz '
+                           '(after a change to the export)')
   parser.add_argument('--name', required=True, help='preset name, e.g. folk-mel_2bar')
   parser.add_argument('--output_dir', default=None,
                       help='default: mvae_tf/pretrained/NAME')
@@ -42,9 +48,8 @@ def main(argv=None):
   parser.add_argument('--dtype', default='float16', choices=['float16', 'float32'])
   parser.add_argument('--seed', type=int, default=0, help='seed of --random_init')
   parser.add_argument('--no_batch_file', action='store_true',
-                      help='export at batch 1 only (no model_b64.tflite): for large models, '
-                           'whose batch-64 graph carries tens of MB of zero-filled buffers '
-                           '(generation then runs batch-1 calls)')
+                      help='export at batch 1 only (no model_b64.tflite; generation then '
+                           'runs batch-1 calls)')
   args = parser.parse_args(argv)
 
   import numpy as np
@@ -52,6 +57,9 @@ def main(argv=None):
   from mvae_tf.generation.trained_model import TrainedModel
   from mvae_tf.model.weights import weights_from_keras
 
+  if args.refresh_exports:
+    return refresh_exports(args.refresh_exports, args.output_dir or args.refresh_exports,
+                           batch_file=not args.no_batch_file)
   if args.random_init:
     import keras
     from mvae_tf.model.vae import MusicVAE
@@ -99,6 +107,22 @@ def main(argv=None):
   print(json.dumps(dict(output_dir=output_dir, config=info['config'], step=step, status=status,
                         num_parameters=info['num_parameters'], bytes=size,
                         attributes=sorted(attributes[0]) if attributes else None), indent=1))
+  return 0
+
+
+def refresh_exports(path, output_dir, batch_file=True):
+  """A packaged model's .tflite files written again from its own files (nothing retrained,
+  its weights, config.json and attribute vectors kept as they are)."""
+  from mvae_tf import pretrained
+  from mvae_tf.store.attribute_vectors import load_attribute_vectors
+  info = pretrained.read_info(path)
+  weights = pretrained.read_weights(path, info)
+  attributes_file = os.path.join(path, pretrained.ATTRIBUTES_FILE)
+  attributes = (load_attribute_vectors(attributes_file) if os.path.exists(attributes_file)
+                else None)
+  info = with_tflite(output_dir, weights, info, info['weights_dtype'], attributes, batch_file)
+  sizes = {f: os.path.getsize(os.path.join(output_dir, f)) for f in sorted(os.listdir(output_dir))}
+  print(json.dumps(dict(output_dir=output_dir, config=info['config'], bytes=sizes), indent=1))
   return 0
 
 

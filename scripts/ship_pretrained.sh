@@ -45,9 +45,7 @@ for name in "${presets[@]}"; do
     folk-mel_16bar) ship folk-mel_16bar hierdec-mel_16bar_cpu folk "$runs/hierdec-mel_16bar_cpu" ;;
     folk-mel_16bar_flat)
       ship folk-mel_16bar_flat flat-mel_16bar_cpu folk "$runs/flat-mel_16bar_cpu" ;;
-    # Batch 1 only: its batch-64 graph is 40 MB, mostly zero-filled buffers.
-    trio_16bar) ship trio_16bar hierdec-trio_16bar_cpu trio "$runs/hierdec-trio_16bar_cpu" \
-      --no_batch_file ;;
+    trio_16bar) ship trio_16bar hierdec-trio_16bar_cpu trio "$runs/hierdec-trio_16bar_cpu" ;;
     *) echo "unknown preset $name (folk-mel_2bar, drums_2bar, folk-mel_16bar," \
             "folk-mel_16bar_flat, trio_16bar)" >&2; exit 2 ;;
   esac
