@@ -42,8 +42,8 @@ for r in $(seq 1 "$R"); do
   timeout 900 "$REFV/bin/python" "$RUNNER/mvae.py" train --config="$CFG" --run_dir="$O/ref$r" --mode=train \
     --examples_path="$DATA" --hparams=batch_size=$B --num_steps=$N > "$O/ref$r.log" 2>&1
   # Its hook logs every 100 steps, each line twice (absl and tf logging): the INFO: copies only.
-  ref=$(grep -o "^INFO:tensorflow:global_step/sec: [0-9.]*" "$O/ref$r.log" | awk '{print $2}' \
-        | awk 'NR>1{s+=$1;n++} END{if(n) printf "%.3f", s/n; else print "nan"}')
+  ref=$(grep -o "^INFO:tensorflow:global_step/sec: [0-9.]*" "$O/ref$r.log" \
+        | awk 'NR>1{s+=$2;n++} END{if(n) printf "%.3f", s/n; else print "nan"}')
   read -r ref_step ref_loss <<< "$(grep -o "^INFO:tensorflow:global_step = [0-9]*, loss = [0-9.]*" "$O/ref$r.log" \
         | tail -1 | sed 's/.*global_step = \([0-9]*\), loss = \([0-9.]*\)/\1 \2/')"
   for variant in our bf16_; do

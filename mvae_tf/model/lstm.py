@@ -235,9 +235,9 @@ def scan(body, sequence, carry, num_steps=None, output_dtypes=tf.float32, unroll
   # Shapes are lists themselves: flatten them one level per output dtype.
   shapes = [None] * len(dtypes) if output_shapes is None else (
       list(output_shapes) if isinstance(output_dtypes, (tuple, list)) else [output_shapes])
+  size = _unfoldable(num_steps, tensors + tf.nest.flatten(carry))
   arrays = tf.nest.pack_sequence_as(output_dtypes, [
-      tf.TensorArray(d, size=_unfoldable(num_steps, tensors + tf.nest.flatten(carry)),
-                     element_shape=s) for d, s in zip(dtypes, shapes)])
+      tf.TensorArray(d, size=size, element_shape=s) for d, s in zip(dtypes, shapes)])
 
   def loop_body(t, arrays, carry):
     out, carry = body(t, at(seq_t, t), carry)
