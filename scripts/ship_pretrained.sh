@@ -2,7 +2,7 @@
 # Package trained models as the shipped presets (mvae_tf/pretrained/NAME).
 #
 #   scripts/ship_pretrained.sh [folk-mel_2bar] [drums_2bar] [folk-mel_16bar] [folk-mel_16bar_flat]
-#                              [trio_16bar]
+#                              [trio_16bar] [drums_16bar]
 #
 # For each preset: evaluates its run (the 2-bar ones $RUNS/NAME, default runs/NAME;
 # the 16-bar ones $RUNS/CONFIG, as docs/long_form.md trains them; each trained with
@@ -46,7 +46,9 @@ for name in "${presets[@]}"; do
     folk-mel_16bar_flat)
       ship folk-mel_16bar_flat flat-mel_16bar_cpu folk "$runs/flat-mel_16bar_cpu" ;;
     trio_16bar) ship trio_16bar hierdec-trio_16bar_cpu trio "$runs/hierdec-trio_16bar_cpu" ;;
+    drums_16bar)
+      ship drums_16bar hierdec-drums_16bar_cpu drums "$runs/hierdec-drums_16bar_cpu" ;;
     *) echo "unknown preset $name (folk-mel_2bar, drums_2bar, folk-mel_16bar," \
-            "folk-mel_16bar_flat, trio_16bar)" >&2; exit 2 ;;
+            "folk-mel_16bar_flat, trio_16bar, drums_16bar)" >&2; exit 2 ;;
   esac
 done

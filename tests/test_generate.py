@@ -731,3 +731,22 @@ def test_the_trio_preset_writes_16_bar_trios_with_three_lane_piano_rolls(tmp_pat
     import matplotlib.image
     height, width = matplotlib.image.imread(str(tmp_path / ('mvae_sample_3_%02d.png' % i))).shape[:2]
     assert height == 820  # three panels of 2.6 in (+ 0.4) at 100 dpi: melody, bass, drums
+
+
+def test_the_16_bar_drum_preset_writes_16_bar_grooves_with_a_drum_grid(tmp_path, capsys):
+  """`mvae generate --preset drums_16bar --plot`: drums only, over 16 bars, and one drum
+  grid (the nine classes) across all 256 steps."""
+  code, text, _ = run_cli(capsys, '--preset', 'drums_16bar', '--num_outputs', 2, '--seed', 3,
+                          '--temperature', 0.5, '--plot', '--output_dir', tmp_path)
+  assert code == 0 and 'drums_16bar' in text and 'hierdec-drums_16bar_cpu' in text
+  for i in (1, 2):
+    pm = pretty_midi.PrettyMIDI(str(tmp_path / ('mvae_sample_3_%02d.mid' % i)))
+    assert pm.instruments and all(inst.is_drum for inst in pm.instruments)
+    notes = [n for inst in pm.instruments for n in inst.notes]
+    seconds_per_bar = 4 * 60.0 / 120
+    assert 8 * seconds_per_bar < max(n.end for n in notes) <= 16 * seconds_per_bar + 1e-6
+    bars_played = {int(n.start // seconds_per_bar) for n in notes}
+    assert len(bars_played) >= 8, bars_played  # a groove across the window, not one bar
+    import matplotlib.image
+    height, width = matplotlib.image.imread(str(tmp_path / ('mvae_sample_3_%02d.png' % i))).shape[:2]
+    assert (height, width) == (300, 4000)  # one drum grid, 256 steps at the widest figure

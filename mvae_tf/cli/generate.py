@@ -10,7 +10,8 @@ Without --run_dir or --checkpoint_file it uses a model that ships in the
 package: folk-mel_2bar (2-bar melodies), or drums_2bar with --preset
 drums_2bar, --config cat-drums_2bar_cpu, or an input MIDI that holds drums
 only; --preset folk-mel_16bar writes 16-bar melodies (hierarchical decoder),
---preset folk-mel_16bar_flat the same from its flat baseline. A shipped model runs its exported .tflite graphs on LiteRT (the
+--preset folk-mel_16bar_flat the same from its flat baseline, --preset
+trio_16bar 16-bar trios and --preset drums_16bar 16-bar drum grooves. A shipped model runs its exported .tflite graphs on LiteRT (the
 runtime edge_demo uses on a device), and sampling imports neither TensorFlow
 nor note_seq, so the command starts in well under a second. Files are named mvae_<mode>_<seed>_<NN>.mid (.png, .wav) and
 written atomically; a run without --seed draws one and prints it.

@@ -39,6 +39,9 @@ PRESETS = {
     'folk-mel_16bar_flat': 'flat-mel_16bar_cpu',
     # 16-bar trios (melody, bass, drums) from the Debian MIDI songs, hierarchical decoder.
     'trio_16bar': 'hierdec-trio_16bar_cpu',
+    # 16-bar drum grooves (the drum corpus: MMA grooves and Debian MIDI songs),
+    # hierarchical decoder.
+    'drums_16bar': 'hierdec-drums_16bar_cpu',
 }
 DEFAULT_PRESET = 'folk-mel_2bar'
 DRUMS_PRESET = 'drums_2bar'
