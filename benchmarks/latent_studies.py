@@ -140,9 +140,13 @@ def interpolation(args):
 def _mu_of(model, indices):
   """mu of windows given as labels [N, T, P] (full length)."""
   from mvae_tf.generation.trained_model import onehot
-  targets = onehot(indices, model.output_depths)
+  inputs = onehot(indices, model.output_depths)
+  converter = model.converter
+  if getattr(converter, 'roll_input', False):  # 16-bar drums: 9-class roll + a "no hit" bit
+    bits = (indices[..., :1] >> np.arange(converter.num_classes)) & 1
+    inputs = np.concatenate([bits, (bits.sum(-1, keepdims=True) == 0)], -1).astype(np.float32)
   lengths = np.full(len(indices), indices.shape[1], np.int32)
-  _, mu, _ = model.encode_tensors(targets, lengths, None, seed=0)
+  _, mu, _ = model.encode_tensors(inputs, lengths, None, seed=0)
   return mu
 
 
