@@ -140,11 +140,12 @@ def interpolation(args):
 def _mu_of(model, indices):
   """mu of windows given as labels [N, T, P] (full length)."""
   from mvae_tf.generation.trained_model import onehot
-  inputs = onehot(indices, model.output_depths)
   converter = model.converter
   if getattr(converter, 'roll_input', False):  # 16-bar drums: 9-class roll + a "no hit" bit
     bits = (indices[..., :1] >> np.arange(converter.num_classes)) & 1
     inputs = np.concatenate([bits, (bits.sum(-1, keepdims=True) == 0)], -1).astype(np.float32)
+  else:
+    inputs = onehot(indices, model.output_depths)
   lengths = np.full(len(indices), indices.shape[1], np.int32)
   _, mu, _ = model.encode_tensors(inputs, lengths, None, seed=0)
   return mu
