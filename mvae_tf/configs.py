@@ -140,24 +140,27 @@ CONFIGS = {c.name: c for c in [
            _hp(32, 64, [256], [128, 128], 48, 0.2, 0.0, sampling=1000, batch_size=64)),
     # Unlike the reference's 16-bar configs, it transposes by -5..+5 in training: our
     # corpora are small (the folk tunes), and augmentation multiplies their windows.
+    # All 16-bar CPU configs take beta 0.05, not the reference's 0.2. The hinge is per
+    # window (max(KL - free bits, 0), then the batch mean), so at beta 0.2 each window's KL
+    # stops at the budget and those needing less stay under it: trained at 0.2 this pair's
+    # mean held-out KL sat just under its 64 free bits (62.4 and 63.7 at step 9,000), the
+    # trio's under its 128 (118.9), and a first drum run's at 15-30 of 32. At 0.05 the KL
+    # rises above the budget (the drum pair: 69.9 and 111.4 bits over 32), which is what
+    # free bits are for: no posterior collapse.
     Config('hierdec-mel_16bar_cpu', '16-bar melody, hierarchical decoder sized for CPU',
            _melody(16, TRANSPOSE_RANGE), 256,
-           _hp(256, 64, [128], [128, 128], 64, 0.2, 0.0, batch_size=32), 'hierarchical'),
+           _hp(256, 64, [128], [128, 128], 64, 0.05, 0.0, batch_size=32), 'hierarchical'),
     # The paper's baseline at the same size: the same encoder, z, free bits, beta, data and
     # augmentation as hierdec-mel_16bar_cpu; one flat decoder twice as wide as the core
     # decoder (as the reference's flat 2048 to hierarchical 1024).
     Config('flat-mel_16bar_cpu', '16-bar melody, flat decoder sized for CPU (the baseline)',
            _melody(16, TRANSPOSE_RANGE), 256,
-           _hp(256, 64, [128], [256, 256], 64, 0.2, 0.0, batch_size=32)),
+           _hp(256, 64, [128], [256, 256], 64, 0.05, 0.0, batch_size=32)),
     # The same pairs for 16-bar drums (no transposition: drums have no pitch to move) and
     # trios (melody and bass transposed -5..+5 as above, drums untouched; z and free bits
     # twice the melody's for three parts).
-    # Drums take 32 free bits and beta 0.05, not 64 and 0.2. The hinge is per window
-    # (max(KL - free bits, 0), then the batch mean), so at beta 0.2 each window's KL stops
-    # at the budget and those needing less stay under it: the melody pair's mean KL sat
-    # just under its 64 bits (62-64 held out), and a first drum run at 32 bits and 0.2 sat
-    # at 28-30 by step 2,000. Drum grooves repeat, so z gains a drum decoder less per bit;
-    # a lower beta lets the KL rise above the budget.
+    # Drums take 32 free bits, not 64: drum grooves repeat, so z gains a drum decoder less
+    # per bit (beta 0.05 as above).
     Config('hierdec-drums_16bar_cpu', '16-bar drums, hierarchical decoder sized for CPU',
            _drums(16), 256,
            _hp(256, 64, [128], [128, 128], 32, 0.05, 0.0, batch_size=32), 'hierarchical'),
@@ -165,10 +168,10 @@ CONFIGS = {c.name: c for c in [
            _drums(16), 256, _hp(256, 64, [128], [256, 256], 32, 0.05, 0.0, batch_size=32)),
     Config('hierdec-trio_16bar_cpu', '16-bar trio, hierarchical decoder sized for CPU',
            _spec('trio', TRANSPOSE_RANGE, slice_bars=16, gap_bars=2, max_bars=1024), 256,
-           _hp(256, 128, [256], [128, 128], 128, 0.2, 0.0, batch_size=32), 'hierarchical'),
+           _hp(256, 128, [256], [128, 128], 128, 0.05, 0.0, batch_size=32), 'hierarchical'),
     Config('flat-trio_16bar_cpu', '16-bar trio, flat decoder sized for CPU (the baseline)',
            _spec('trio', TRANSPOSE_RANGE, slice_bars=16, gap_bars=2, max_bars=1024), 256,
-           _hp(256, 128, [256], [256, 256], 128, 0.2, 0.0, batch_size=32)),
+           _hp(256, 128, [256], [256, 256], 128, 0.05, 0.0, batch_size=32)),
     # Tiny models for tests: every family, seconds to build and run.
     Config('tiny-mel_2bar', 'test-sized 2-bar melody model', _MEL2, 32,
            _hp(32, 8, [16], [16, 16], 0, 0.2, 0.99, sampling=1000, batch_size=8)),
