@@ -142,8 +142,7 @@ def _mu_of(model, indices):
   from mvae_tf.generation.trained_model import onehot
   converter = model.converter
   if getattr(converter, 'roll_input', False):  # 16-bar drums: 9-class roll + a "no hit" bit
-    bits = (indices[..., :1] >> np.arange(converter.num_classes)) & 1
-    inputs = np.concatenate([bits, (bits.sum(-1, keepdims=True) == 0)], -1).astype(np.float32)
+    inputs = converter.inputs_from_labels(indices[..., 0]).astype(np.float32)
   else:
     inputs = onehot(indices, model.output_depths)
   lengths = np.full(len(indices), indices.shape[1], np.int32)

@@ -81,6 +81,28 @@ def test_drum_round_trip_of_a_rock_beat():
   assert {n.pitch for n in ns.notes} == {36, 38, 42}
 
 
+def test_drum_encoder_inputs_from_labels_match_the_converters():
+  # One rule builds the encoder's input from labels (used where only labels are at hand,
+  # such as encoding interpolated windows) and from note sequences.
+  for name in ('cat-drums_2bar_small', 'hierdec-drums_16bar_cpu'):
+    converter = configs.get_config(name).make_converter('eval')
+    tensors = converter.to_tensors(rock_beat(bars=16 if '16bar' in name else 2))
+    assert len(tensors) >= 1
+    for inputs, outputs in zip(tensors.inputs, tensors.outputs):
+      labels = np.argmax(outputs, axis=-1)
+      got = converter.inputs_from_labels(labels)
+      assert got.dtype == inputs.dtype and got.shape == inputs.shape
+      np.testing.assert_array_equal(got, inputs)
+  roll = converters.DrumsConverter(roll_input=True)
+  # Batched: label 0 is the no-hit bit alone; 0b100000001 is kick (0) and the last class.
+  got = roll.inputs_from_labels(np.array([[0, 0b100000001]]))
+  assert got.shape == (1, 2, 10)
+  assert got[0, 0].tolist() == [False] * 9 + [True]
+  assert got[0, 1].tolist() == [True] + [False] * 7 + [True, False]
+  assert converters.DrumsConverter().inputs_from_labels([3]).tolist()[0][:4] == \
+      [False, False, False, True]
+
+
 def test_drum_encoding_of_every_label_round_trips():
   converter = converters.DrumsConverter()
   for label in range(512):

@@ -457,6 +457,16 @@ class DrumsConverter(BaseConverter):
       roll[t, list(classes)] = True
     return roll
 
+  def inputs_from_labels(self, labels):
+    """The encoder's input rows for event labels [..., T] (each a bitmask of classes):
+    [..., T, input_depth] bool, the 512-way one-hot or, with roll_input, the 9-class roll
+    plus a "no hit" bit."""
+    labels = np.asarray(labels, np.int64)
+    if not self.roll_input:
+      return np.arange(self.num_labels) == labels[..., None]
+    roll = (labels[..., None] >> np.arange(self.num_classes)) & 1 == 1
+    return np.concatenate([roll, ~roll.any(axis=-1, keepdims=True)], axis=-1)
+
   def _to_tensors_fn(self, note_sequence, skipped):
     quantized = self._quantize(note_sequence, skipped)
     if quantized is None:
@@ -489,14 +499,12 @@ class DrumsConverter(BaseConverter):
                            self.gap_bars))
       return ConverterTensors()
 
-    rolls = [self._roll(events) for events in unique]
-    onehots = [np_onehot([self.encode_event(e) for e in events], self.num_labels)
-               for events in unique]
-    if self.roll_input:
-      inputs = [np.concatenate([r, ~r.any(axis=1, keepdims=True)], axis=1) for r in rolls]
+    labels = [np.array([self.encode_event(e) for e in events], np.int64) for events in unique]
+    inputs = [self.inputs_from_labels(l) for l in labels]
+    if self.roll_output:
+      outputs = [self._roll(events) for events in unique]
     else:
-      inputs = onehots
-    outputs = rolls if self.roll_output else onehots
+      outputs = [np_onehot(l, self.num_labels) for l in labels]
     return ConverterTensors(inputs=inputs, outputs=outputs)
 
   def events_from_tensor(self, sample):
