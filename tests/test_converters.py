@@ -103,6 +103,22 @@ def test_drum_encoder_inputs_from_labels_match_the_converters():
       [False, False, False, True]
 
 
+def test_drum_roll_output_is_the_roll_of_the_one_hot_labels():
+  # roll_output (no shipped config uses it; the original supports it) and the roll input
+  # come from one rule, roll_from_labels.
+  one_hot = converters.DrumsConverter(slice_bars=2, max_bars=100)
+  rolled = converters.DrumsConverter(slice_bars=2, max_bars=100, roll_output=True)
+  assert rolled.output_depth == 9 and one_hot.output_depth == 512
+  a, b = one_hot.to_tensors(rock_beat(bars=2)), rolled.to_tensors(rock_beat(bars=2))
+  assert len(a) == len(b) >= 1
+  for oh, roll in zip(a.outputs, b.outputs):
+    labels = np.argmax(oh, axis=-1)
+    assert roll.dtype == bool and roll.shape == (len(labels), 9)
+    np.testing.assert_array_equal(roll, rolled.roll_from_labels(labels))
+    assert rolled.events_from_tensor(roll) == one_hot.events_from_tensor(oh)
+  assert rolled.roll_from_labels([0b101]).tolist() == [[True, False, True] + [False] * 6]
+
+
 def test_drum_encoding_of_every_label_round_trips():
   converter = converters.DrumsConverter()
   for label in range(512):

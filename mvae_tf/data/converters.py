@@ -451,20 +451,19 @@ class DrumsConverter(BaseConverter):
   def decode_event(self, label):
     return frozenset(c for c in range(self.num_classes) if int(label) >> c & 1)
 
-  def _roll(self, events):
-    roll = np.zeros((len(events), self.num_classes), bool)
-    for t, classes in enumerate(events):
-      roll[t, list(classes)] = True
-    return roll
+  def roll_from_labels(self, labels):
+    """The 9-class roll of event labels [..., T] (each a bitmask of classes):
+    [..., T, num_classes] bool, row t holding the classes hit at step t."""
+    labels = np.asarray(labels, np.int64)
+    return (labels[..., None] >> np.arange(self.num_classes)) & 1 == 1
 
   def inputs_from_labels(self, labels):
-    """The encoder's input rows for event labels [..., T] (each a bitmask of classes):
-    [..., T, input_depth] bool, the 512-way one-hot or, with roll_input, the 9-class roll
-    plus a "no hit" bit."""
+    """The encoder's input rows for event labels [..., T]: [..., T, input_depth] bool,
+    the 512-way one-hot or, with roll_input, the 9-class roll plus a "no hit" bit."""
     labels = np.asarray(labels, np.int64)
     if not self.roll_input:
       return np.arange(self.num_labels) == labels[..., None]
-    roll = (labels[..., None] >> np.arange(self.num_classes)) & 1 == 1
+    roll = self.roll_from_labels(labels)
     return np.concatenate([roll, ~roll.any(axis=-1, keepdims=True)], axis=-1)
 
   def _to_tensors_fn(self, note_sequence, skipped):
@@ -502,7 +501,7 @@ class DrumsConverter(BaseConverter):
     labels = [np.array([self.encode_event(e) for e in events], np.int64) for events in unique]
     inputs = [self.inputs_from_labels(l) for l in labels]
     if self.roll_output:
-      outputs = [self._roll(events) for events in unique]
+      outputs = [self.roll_from_labels(l) for l in labels]
     else:
       outputs = [np_onehot(l, self.num_labels) for l in labels]
     return ConverterTensors(inputs=inputs, outputs=outputs)
