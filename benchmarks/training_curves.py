@@ -52,6 +52,10 @@ def main(argv=None):
     color = 'C%d' % i
     info = runs.read_run_info(run_dir) or {}
     name = info.get('config', os.path.basename(run_dir.rstrip('/')))
+    if name in points or name != os.path.basename(run_dir.rstrip('/')):
+      # Two legs of one config (say, a beta-0.2 leg and its sequel) stay two series.
+      base = os.path.basename(run_dir.rstrip('/'))
+      name = base if base not in points else run_dir
     train = read_scalars(os.path.join(run_dir, 'train'))
     evals = read_scalars(os.path.join(run_dir, 'eval'))
     for ax, tag in ((acc_ax, 'accuracy'), (kl_ax, 'kl_bits')):
