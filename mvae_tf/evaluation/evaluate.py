@@ -208,7 +208,8 @@ def _batch_function(model, batch):
       tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int32))
   functions = _FUNCTIONS.setdefault(model, {})
   if specs not in functions:
-    functions[specs] = tf.function(_per_batch(weakref.ref(model)), input_signature=specs)
+    functions[specs] = tf.function(_per_batch(weakref.ref(model)), input_signature=specs,
+                                   autograph=False)  # explicit loops; see make_train_step
   return functions[specs]
 
 
