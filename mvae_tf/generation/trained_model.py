@@ -151,8 +151,9 @@ class _TFBackend:
     from mvae_tf import quiet
     self.tf = tf = quiet.import_tensorflow()
     self.model = model
-    self._encode = tf.function(self._encode_fn, reduce_retracing=True)
-    self._teacher = tf.function(self._teacher_fn, reduce_retracing=True)
+    # No autograph (as in training.train.make_train_step): the loops are explicit.
+    self._encode = tf.function(self._encode_fn, reduce_retracing=True, autograph=False)
+    self._teacher = tf.function(self._teacher_fn, reduce_retracing=True, autograph=False)
     self._decoders = {}
 
   def _encode_fn(self, inputs, lengths, controls, seed):
@@ -192,7 +193,7 @@ class _TFBackend:
 
       def fn(z, seed, controls):
         return model.sample(z, int(length), float(temperature), seed, controls)
-      self._decoders[key] = tf.function(fn, reduce_retracing=True)
+      self._decoders[key] = tf.function(fn, reduce_retracing=True, autograph=False)
     indices, logits = self._decoders[key](
         tf.constant(np.asarray(z, np.float32)), tf.constant(_tf_seed(seed), tf.int32),
         self._controls(controls))
