@@ -51,11 +51,14 @@ def main(argv=None):
   for i, run_dir in enumerate(args.run_dirs):
     color = 'C%d' % i
     info = runs.read_run_info(run_dir) or {}
-    name = info.get('config', os.path.basename(run_dir.rstrip('/')))
-    if name in points or name != os.path.basename(run_dir.rstrip('/')):
-      # Two legs of one config (say, a beta-0.2 leg and its sequel) stay two series.
-      base = os.path.basename(run_dir.rstrip('/'))
-      name = base if base not in points else run_dir
+    # Labelled by config; runs of one config (say, a beta-0.2 leg and its sequel) are
+    # labelled by their directories, so each stays its own series.
+    base = os.path.basename(run_dir.rstrip('/'))
+    config = info.get('config', base)
+    shared = [runs.read_run_info(d) or {} for d in args.run_dirs]
+    if sum(r.get('config') == config for r in shared) > 1:
+      config = base
+    name = next((n for n in (config, run_dir) if n not in points), '%s (%d)' % (run_dir, i))
     train = read_scalars(os.path.join(run_dir, 'train'))
     evals = read_scalars(os.path.join(run_dir, 'eval'))
     for ax, tag in ((acc_ax, 'accuracy'), (kl_ax, 'kl_bits')):
