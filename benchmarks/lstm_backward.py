@@ -6,7 +6,10 @@
 Copies of the model train on the same synthetic batch (global batch 64), each
 traced one way: plain autodiff; the hand-written backward of one-layer runs (the
 encoder: mvae_tf.model.lstm.HAND_WRITTEN_BACKWARD); that of the decoder too
-(HAND_WRITTEN_DECODER_BACKWARD: the default); `unchunked`, the default but with
+(HAND_WRITTEN_DECODER_BACKWARD: the default); `autograph`, the default traced with
+autograph on, as train steps were before (its first_step_seconds against the default's:
+run each alone, `--variants autograph` and `--variants encoder_and_decoder`, so that
+neither pays the other's first-trace costs); `unchunked`, the default but with
 sequences longer than lstm.UNROLL_LIMIT (16-bar: 256 steps) run step by step under
 autodiff, as before chunking (lstm.chunk_length); `mixed_precision`, the default
 with bfloat16 products (`mvae train --mixed_precision`). Their steps are timed in
@@ -19,12 +22,14 @@ import os
 import time
 
 
-# name: (hand-written encoder backward, decoder backward, chunked long sequences, products)
-VARIANTS = {'autodiff': (False, False, True, 'float32'),
-            'encoder': (True, False, True, 'float32'),
-            'encoder_and_decoder': (True, True, True, 'float32'),
-            'unchunked': (True, True, False, 'float32'),
-            'mixed_precision': (True, True, True, 'bfloat16')}
+# name: (hand-written encoder backward, decoder backward, chunked long sequences, products,
+#        autograph)
+VARIANTS = {'autodiff': (False, False, True, 'float32', False),
+            'encoder': (True, False, True, 'float32', False),
+            'encoder_and_decoder': (True, True, True, 'float32', False),
+            'autograph': (True, True, True, 'float32', True),
+            'unchunked': (True, True, False, 'float32', False),
+            'mixed_precision': (True, True, True, 'bfloat16', False)}
 
 
 def main():
@@ -50,7 +55,7 @@ def main():
     parser.error('unknown variants %s; known: %s' % (unknown, ', '.join(VARIANTS)))
   chunk_length = lstm.chunk_length
   for name in names:
-    encoder, decoder, chunked, dtype = VARIANTS[name]
+    encoder, decoder, chunked, dtype, autograph = VARIANTS[name]
     lstm.HAND_WRITTEN_BACKWARD = encoder
     lstm.HAND_WRITTEN_DECODER_BACKWARD = decoder
     lstm.chunk_length = chunk_length if chunked else (lambda num_steps: None)
@@ -65,7 +70,7 @@ def main():
     batch = (tf.constant(inputs), tf.constant(outputs),
              tf.zeros((b, t, model.control_depth), tf.bool), tf.constant(np.full(b, t, np.int32)))
     step = tf.function(lambda batch, s, model=model, optimizer=optimizer:
-                       vae.train_step(model, optimizer, batch, s))
+                       vae.train_step(model, optimizer, batch, s), autograph=autograph)
     with lstm.matmul_dtype(dtype):
       t0 = time.perf_counter()
       float(step(batch, tf.constant(0, tf.int64))['loss'])  # trace

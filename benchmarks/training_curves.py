@@ -10,6 +10,7 @@ run's free-bits budget (dashed) from its run.json. --json prints the eval points
 """
 
 import argparse
+import collections
 import glob
 import json
 import os
@@ -48,15 +49,15 @@ def main(argv=None):
   FigureCanvasAgg(fig)
   acc_ax, kl_ax = fig.subplots(1, 2)
   points = {}
-  for i, run_dir in enumerate(args.run_dirs):
+  infos = [runs.read_run_info(d) or {} for d in args.run_dirs]
+  configs = collections.Counter(info.get('config') for info in infos)
+  for i, (run_dir, info) in enumerate(zip(args.run_dirs, infos)):
     color = 'C%d' % i
-    info = runs.read_run_info(run_dir) or {}
     # Labelled by config; runs of one config (say, a beta-0.2 leg and its sequel) are
     # labelled by their directories, so each stays its own series.
     base = os.path.basename(run_dir.rstrip('/'))
     config = info.get('config', base)
-    shared = [runs.read_run_info(d) or {} for d in args.run_dirs]
-    if sum(r.get('config') == config for r in shared) > 1:
+    if configs[info.get('config')] > 1:
       config = base
     name = next((n for n in (config, run_dir) if n not in points), '%s (%d)' % (run_dir, i))
     train = read_scalars(os.path.join(run_dir, 'train'))
