@@ -26,7 +26,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    'dev': ['pytest>=8', 'pytest-timeout>=2.3', 'hypothesis>=6.100', 'matplotlib>=3.5',
+    # pytest-xdist: the default `./run tests` spreads tests/ over two processes.
+    'dev': ['pytest>=8', 'pytest-timeout>=2.3', 'pytest-xdist>=3.5', 'hypothesis>=6.100',
+            'matplotlib>=3.5',
             # Tests feed real PredictRequests to the exported SavedModel.
             'tensorflow-serving-api==2.21.*'],
     # mvae generate --plot (piano-roll PNGs).
