@@ -7,6 +7,9 @@
   .venv/bin/python benchmarks/latent_studies.py attributes --model runs/hierdec-mel_16bar_cpu \\
       --vectors_from data/folk/train.tfrecord --examples data/folk/eval.tfrecord \\
       --output docs/figures/attributes_mel_16bar.png [--json FILE]
+  .venv/bin/python benchmarks/latent_studies.py prior --models folk-mel_2bar \\
+      runs/cat-mel_2bar_small_b64/kept/ckpt-N --examples data/folk/eval.tfrecord \\
+      --samples 512 --output docs/figures/prior_mel_2bar.png [--json FILE]
 
 interpolation: pairs of held-out windows from different tunes (seeded). Along the path
 from A to B (--points, ends included) it decodes greedily from slerp(mu_A, mu_B, t) with
@@ -22,6 +25,13 @@ quarter's, as `mvae generate --mode attribute` computes them); for each held-out
 mu and each attribute, decodes mu + s * vector for s in --strengths and measures the
 mean change of every attribute from s = 0, in units of that attribute's standard
 deviation over the held-out windows. One panel per attribute vector.
+
+prior: what `mvae generate` draws. For each model, --samples draws of z from N(0, I)
+decoded at --temperature (seeded); for each attribute, the samples' mean and the
+Wasserstein-1 distance between the samples' values and the held-out windows' values, in
+units of the held-out standard deviation (0: the same distribution), and the share of
+samples with no note. A model whose posterior sits far from N(0, I) (a large KL) decodes
+prior draws it never saw in training, and this is where that shows.
 """
 
 import argparse
@@ -201,6 +211,64 @@ def attributes(args):
               vector_meta=meta, held_out_std=spread, changes=changes)
 
 
+def _wasserstein(a, b, points=201):
+  """Wasserstein-1 distance of two 1-D samples (their quantile functions' mean gap)."""
+  q = np.linspace(0, 1, points)
+  return float(np.mean(np.abs(np.quantile(a, q) - np.quantile(b, q))))
+
+
+def prior(args):
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  from mvae_tf import atomic
+  from mvae_tf.generation import attributes as attr
+  from mvae_tf.generation.trained_model import TrainedModel
+  models = [TrainedModel.load(m) for m in args.models]
+  first = models[0]
+  _, outputs, _, _, _ = _windows(first, args.examples, args.seed)
+  truth = _labels(outputs, first.output_depths)
+  names = list(attr.available(first.kind))
+  held_out = {a: np.array([attr.of_indices(a, w, first.data) for w in truth]) for a in names}
+  spread = {a: float(np.std(held_out[a])) or 1.0 for a in names}
+  results = {}
+  for name, model in zip(args.models, models):
+    if model.kind != first.kind or model.max_seq_len != first.max_seq_len:
+      raise SystemExit('%s: a %s model of %d steps; the first is a %s model of %d steps'
+                       % (name, model.kind, model.max_seq_len, first.kind, first.max_seq_len))
+    indices, _ = model.decode_indices(model.random_latents(args.samples, args.seed),
+                                      model.max_seq_len, args.temperature, args.seed)
+    indices = np.asarray(indices)
+    values = {a: np.array([attr.of_indices(a, w, model.data) for w in indices]) for a in names}
+    results[name] = dict(
+        values=values,
+        mean={a: float(values[a].mean()) for a in names},
+        w1_held_out_std={a: _wasserstein(values[a], held_out[a]) / spread[a] for a in names},
+        empty=float(np.mean(_density(indices, model) == 0)))
+  fig = Figure(figsize=(3.4 * len(names), 3.2), dpi=100)
+  FigureCanvasAgg(fig)
+  axes = np.atleast_1d(fig.subplots(1, len(names)))
+  for ax, a in zip(axes, names):
+    bins = np.histogram_bin_edges(np.concatenate(
+        [held_out[a]] + [r['values'][a] for r in results.values()]), 20)
+    ax.hist(held_out[a], bins, density=True, color='gray', alpha=0.5, label='held-out')
+    for i, (name, r) in enumerate(results.items()):
+      ax.hist(r['values'][a], bins, density=True, histtype='step', color='C%d' % i, lw=1.5,
+              label='%s (W1 %.2f)' % (name.rstrip('/').split('/')[-1],
+                                      r['w1_held_out_std'][a]))
+    ax.set(title=a)
+    ax.legend(fontsize=6)
+  fig.suptitle('prior draws at temperature %g against held-out windows' % args.temperature,
+               fontsize=9)
+  fig.tight_layout()
+  atomic.write_file(args.output, lambda tmp: fig.savefig(tmp, format='png'))
+  for r in results.values():
+    del r['values']
+  return dict(study='prior', models=args.models, examples=args.examples,
+              held_out_windows=len(truth), samples=args.samples, temperature=args.temperature,
+              held_out_mean={a: float(held_out[a].mean()) for a in names},
+              held_out_std=spread, models_results=results)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='study', required=True)
@@ -213,13 +281,19 @@ def main(argv=None):
   p.add_argument('--vectors_from', required=True, help='TFRecord the vectors are computed on')
   p.add_argument('--windows', type=int, default=128)
   p.add_argument('--strengths', default='-2,-1,0,1,2')
+  p = sub.add_parser('prior')
+  p.add_argument('--models', nargs='+', required=True)
+  p.add_argument('--samples', type=int, default=512)
+  p.add_argument('--temperature', type=float, default=0.5,
+                 help="decoding temperature (default 0.5, as mvae generate's)")
   for p in sub.choices.values():
     p.add_argument('--examples', required=True, help='held-out TFRecord')
     p.add_argument('--output', required=True, help='PNG path')
     p.add_argument('--json', help='write the numbers here too')
     p.add_argument('--seed', type=int, default=0)
   args = parser.parse_args(argv)
-  result = {'interpolation': interpolation, 'attributes': attributes}[args.study](args)
+  result = {'interpolation': interpolation, 'attributes': attributes,
+            'prior': prior}[args.study](args)
   if args.json:
     from mvae_tf import atomic
     atomic.write_json(args.json, result)
