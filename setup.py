@@ -52,6 +52,6 @@ setup(
                                         '*/model.tflite', '*/model_b64.tflite']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
-    entry_points={'console_scripts': ['mvae = mvae_tf.cli.main:main']},
+    entry_points={'console_scripts': ['mvae = mvae_tf.cli.main:entry']},
     license='Apache-2.0',
 )

@@ -1,5 +1,3 @@
-import sys
+from mvae_tf.cli.main import entry
 
-from mvae_tf.cli.main import main
-
-sys.exit(main())
+entry()

@@ -5,6 +5,7 @@ never import TensorFlow.
 """
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -36,7 +37,7 @@ def build_parser():
 TF_COMMANDS = ('train', 'evaluate', 'export', 'import-magenta')
 
 
-def main(argv=None):
+def _run(argv=None):
   for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
     if hasattr(stream, 'reconfigure'):
       stream.reconfigure(errors='backslashreplace')
@@ -55,5 +56,30 @@ def main(argv=None):
     return 130
 
 
+def _held_pipelines():
+  train_cli = sys.modules.get('mvae_tf.cli.train')
+  return train_cli.HELD_PIPELINES if train_cli is not None else []
+
+
+def main(argv=None):
+  """Runs one mvae command in this process; returns its exit code. A training's input
+  pipeline is torn down before it returns (which can take a minute: see entry)."""
+  code = _run(argv)
+  del _held_pipelines()[:]
+  return code
+
+
+def entry():
+  """The `mvae` command: runs it, then exits. After `mvae train` (whose checkpoint and
+  summaries are written by then) it leaves without Python's teardown of the training input
+  pipeline (mvae_tf.cli.train.HELD_PIPELINES)."""
+  code = _run()
+  if _held_pipelines():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)
+
+
 if __name__ == '__main__':
-  sys.exit(main())
+  entry()

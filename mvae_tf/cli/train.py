@@ -4,6 +4,11 @@ from mvae_tf.training import runs
 from mvae_tf.errors import UserError
 from mvae_tf.training.train import TrainingError, train
 
+# The input pipelines of the trainings this process ran, kept alive (see train()'s
+# keep_alive): the console entry point (mvae_tf.cli.main.entry) then exits without
+# destroying them, which could take a minute after the checkpoint was written.
+HELD_PIPELINES = []
+
 
 def add_train_parser(subparsers):
   p = subparsers.add_parser(
@@ -58,7 +63,8 @@ def run_train(args):
                    args.keep_checkpoints, args.summary_every, args.eval_batches,
                    args.cpu_replicas, args.seed, args.max_bad_steps,
                    progress=not args.no_progress, mixed_precision=args.mixed_precision,
-                   init_from=init_from if args.init_from else None)
+                   init_from=init_from if args.init_from else None,
+                   keep_alive=HELD_PIPELINES)
   except (TrainingError, ValueError, OSError) as e:
     raise UserError(str(e)) from None
   if result['interrupted'] is not None:

@@ -238,7 +238,7 @@ def _evaluate(fn, dataset, step, num_batches):
 def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_path=None,
           checkpoint_every=500, keep_checkpoints=5, summary_every=50, eval_batches=8,
           cpu_replicas=None, seed=0, max_bad_steps=20, progress=True, log=None,
-          mixed_precision=False, init_from=None):
+          mixed_precision=False, init_from=None, keep_alive=None):
   """Train `config` in `run_dir` up to global step `num_steps` (resuming if it has checkpoints).
 
   mixed_precision: bfloat16 matrix products in the LSTM passes, float32 weights and
@@ -251,6 +251,16 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
   passes a loader through mvae_tf.store.resolve (a later stage, so the caller
   supplies it). This is how a run continues on a machine that kept only the shipped model
   (float16 weights) and not the run directory.
+  keep_alive: a list, or None. Given a list, the training input pipeline (its dataset and
+  iterator) is appended to it instead of being destroyed when this returns. Destroying
+  tf.data's multi-device iterator waits for the pipeline's work in flight while holding
+  the GIL, which that work (the converter, Python in a numpy_function) needs; it took
+  50-60 s after a SIGTERM in 2 of 3 tries (cat-mel_2bar_small, folk corpus), with the
+  run's lock held all the while. A process that is about to exit (`mvae train`) passes a
+  list and leaves without tearing the pipeline down; the checkpoint and summaries are
+  written before this returns either way. Only a normal return (an interrupt included)
+  hands it over: after an error (a damaged record, say) the pipeline is destroyed as the
+  exception unwinds, which does not wait.
 
   Returns a dict: start_step, step, interrupted (signal number or None),
   seconds, steps_per_sec, last metrics.
@@ -282,12 +292,13 @@ def train(config, run_dir, examples_path, num_steps, hparams='', eval_examples_p
       runs.write_run_info(run_dir, info)
     return _train(config, run_dir, examples_path, num_steps, eval_examples_path,
                   checkpoint_every, keep_checkpoints, summary_every, eval_batches, seed,
-                  max_bad_steps, progress, log, strategy, chief, mixed_precision, init_from)
+                  max_bad_steps, progress, log, strategy, chief, mixed_precision, init_from,
+                  keep_alive)
 
 
 def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkpoint_every,
            keep_checkpoints, summary_every, eval_batches, seed, max_bad_steps, progress, log,
-           strategy, chief, mixed_precision=False, init_from=None):
+           strategy, chief, mixed_precision=False, init_from=None, keep_alive=None):
   import tensorflow as tf
   from mvae_tf.training import strategy as strategy_lib
   from mvae_tf.data import pipeline
@@ -409,6 +420,8 @@ def _train(config, run_dir, examples_path, num_steps, eval_examples_path, checkp
   if interrupted is not None:
     log('stopped by %s at step %d; checkpoint saved, re-run the same command to resume'
         % (signal.Signals(interrupted).name, step))
+  if keep_alive is not None:  # a normal end only: an error unwinds and destroys it as before
+    keep_alive.extend([dataset, iterator])
   return dict(start_step=start, step=step, interrupted=interrupted, seconds=seconds,
               steps_per_sec=(step - start) / max(seconds, 1e-9),
               metrics={k: float(v) for k, v in metrics.items()})
