@@ -217,6 +217,12 @@ def _wasserstein(a, b, points=201):
   return float(np.mean(np.abs(np.quantile(a, q) - np.quantile(b, q))))
 
 
+def _short(name):
+  """A model's label: a run's checkpoint as RUN/ckpt-N, anything else as given."""
+  parts = [p for p in name.split('/') if p not in ('', 'runs', 'kept', 'checkpoints')]
+  return '/'.join(parts[-2:])
+
+
 def prior(args):
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
@@ -253,8 +259,7 @@ def prior(args):
     ax.hist(held_out[a], bins, density=True, color='gray', alpha=0.5, label='held-out')
     for i, (name, r) in enumerate(results.items()):
       ax.hist(r['values'][a], bins, density=True, histtype='step', color='C%d' % i, lw=1.5,
-              label='%s (W1 %.2f)' % (name.rstrip('/').split('/')[-1],
-                                      r['w1_held_out_std'][a]))
+              label='%s (W1 %.2f)' % (_short(name), r['w1_held_out_std'][a]))
     ax.set(title=a)
     ax.legend(fontsize=6)
   fig.suptitle('prior draws at temperature %g against held-out windows' % args.temperature,
