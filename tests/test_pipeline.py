@@ -87,3 +87,32 @@ def test_missing_examples_file_is_named(tmp_path):
   from mvae_tf.data import pipeline
   with pytest.raises(FileNotFoundError, match='nothing.tfrecord: no such examples file'):
     pipeline.get_dataset('cat-mel_2bar_small', str(tmp_path / 'nothing.tfrecord'), 2)
+
+
+def test_train_mode_shuffles_the_whole_file_of_sequences(tmp_path):
+  # Corpora are written in source order. 200 sequences, the first half low (pitches
+  # 48-52), the second high (84-88): transposed by at most 5, the halves stay apart.
+  # With a sequence buffer smaller than the file (16, as the window buffer), the first
+  # windows of an epoch would all come from its first stretch (the low half).
+  from mvae_tf.data import pipeline
+  path = tmp_path / 'ordered.tfrecord'
+  with tfrecord.AtomicTFRecordWriter(str(path)) as writer:
+    for i in range(200):
+      base = 48 if i < 100 else 84
+      notes = [(base + (i + k) % 5, k * 0.5, k * 0.5 + 0.5) for k in range(16)]
+      writer.write(make_sequence(notes).SerializeToString())
+  assert pipeline.sequence_shuffle_buffer([str(path)], default=7) == 7  # not checked yet
+  pipeline.check_examples_path(str(path))
+  assert pipeline.sequence_shuffle_buffer([str(path)]) == 200
+  assert pipeline.sequence_shuffle_buffer([str(path)], shards=3) == 67
+  size = path.stat().st_size  # a larger data set: as many sequences as fit, on average
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(pipeline, 'SEQUENCE_SHUFFLE_BYTES', size // 4)
+    assert 40 <= pipeline.sequence_shuffle_buffer([str(path)]) <= 55
+  ds = pipeline.get_dataset('cat-mel_2bar_small', str(path), batch_size=8, mode='train',
+                            seed=2, shuffle_buffer=16)
+  high = []
+  for batch in ds.take(16):  # 128 windows, about half from each half (60-76 in six
+    labels = np.argmax(batch[1].numpy(), axis=-1)  # seeds; 0 with a buffer of 16)
+    high += [bool((row[row >= 2] + 19 >= 75).any()) for row in labels]
+  assert 32 <= sum(high) <= 96, sum(high)
