@@ -29,8 +29,9 @@ deviation over the held-out windows. One panel per attribute vector.
 prior: what `mvae generate` draws. For each model, --samples draws of z from N(0, I)
 decoded at --temperature (seeded); for each attribute, the samples' mean and the
 Wasserstein-1 distance between the samples' values and the held-out windows' values, in
-units of the held-out standard deviation (0: the same distribution), and the share of
-samples with no note. A model whose posterior sits far from N(0, I) (a large KL) decodes
+units of the held-out standard deviation (0: the same distribution), the share of
+samples with no note, and the share outside the data (some attribute beyond every
+held-out window's: a few such draws can dominate W1). A model whose posterior sits far from N(0, I) (a large KL) decodes
 prior draws it never saw in training, and this is where that shows.
 """
 
@@ -249,7 +250,11 @@ def prior(args):
         values=values,
         mean={a: float(values[a].mean()) for a in names},
         w1_held_out_std={a: _wasserstein(values[a], held_out[a]) / spread[a] for a in names},
-        empty=float(np.mean(_density(indices, model) == 0)))
+        empty=float(np.mean(_density(indices, model) == 0)),
+        # Draws with any attribute beyond what any held-out window has (the tail that
+        # dominates W1 when a model's draws are mostly like the data).
+        outside=float(np.mean(np.any([(values[a] < held_out[a].min()) |
+                                      (values[a] > held_out[a].max()) for a in names], 0))))
   fig = Figure(figsize=(3.4 * len(names), 3.2), dpi=100)
   FigureCanvasAgg(fig)
   axes = np.atleast_1d(fig.subplots(1, len(names)))
