@@ -27,8 +27,12 @@ def ripple(steps, values, lo, hi, lags):
   s, v = steps[keep], values[keep]
   if len(s) < 8:
     raise SystemExit('%d:%d: %d summaries, too few' % (lo, hi, len(s)))
-  residual = v - np.polyval(np.polyfit(s, v, 2), s)
   every = int(np.median(np.diff(s)))
+  # A resumed run's summaries can sit off the grid or leave a gap: put them on a regular
+  # grid first, so that a lag of k summaries is k * every steps.
+  grid = np.arange(s[0], s[-1] + 1, every)
+  v, s = np.interp(grid, s, v), grid
+  residual = v - np.polyval(np.polyfit(s, v, 2), s)
   auto = {}
   for lag in lags:
     k = int(round(lag / every))

@@ -31,7 +31,8 @@ decoded at --temperature (seeded); for each attribute, the samples' mean and the
 Wasserstein-1 distance between the samples' values and the held-out windows' values, in
 units of the held-out standard deviation (0: the same distribution), the share of
 samples with no note, and the share outside the data (some attribute beyond every
-held-out window's: a few such draws can dominate W1). A model whose posterior sits far from N(0, I) (a large KL) decodes
+held-out window's: a few such draws can dominate W1; draws with no note count there too,
+and the share grows as the held-out set shrinks, so compare models on one set). A model whose posterior sits far from N(0, I) (a large KL) decodes
 prior draws it never saw in training, and this is where that shows.
 """
 

@@ -123,8 +123,10 @@ def get_dataset(config, examples_path, batch_size, mode='train', seed=None,
   where they fit in SEQUENCE_SHUFFLE_BYTES (sequence_shuffle_buffer), then the
   windows, in a buffer of `shuffle_buffer` capped at WINDOW_SHUFFLE_BYTES (also the
   sequences' buffer where their count is not known). The
-  first train batch waits for the window buffer to fill, which takes several
-  passes over a tiny data set: keep it small there. `shard` (count, index) keeps every count-th
+  first train batch waits for both buffers to fill: the sequences' is a read of
+  the pipeline's share of the file (14 MB for the folk corpus); the windows' takes
+  several passes over a tiny data set: keep it small there. The sequences' 256 MB
+  counts serialized bytes only (tf.data adds some per string). `shard` (count, index) keeps every count-th
   sequence from the index-th (one input pipeline of several workers).
   """
   if isinstance(config, str):
