@@ -27,6 +27,7 @@ def ripple(steps, values, lo, hi, lags):
   s, v = steps[keep], values[keep]
   if len(s) < 8:
     raise SystemExit('%d:%d: %d summaries, too few' % (lo, hi, len(s)))
+  summaries = len(s)
   every = int(np.median(np.diff(s)))
   # A resumed run's summaries can sit off the grid or leave a gap: put them on a regular
   # grid first, so that a lag of k summaries is k * every steps.
@@ -38,7 +39,7 @@ def ripple(steps, values, lo, hi, lags):
     k = int(round(lag / every))
     if 0 < k < len(residual) - 2:
       auto[str(k * every)] = round(float(np.corrcoef(residual[:-k], residual[k:])[0, 1]), 3)
-  return dict(steps='%d:%d' % (lo, hi), summaries=len(s), std=round(float(residual.std()), 4),
+  return dict(steps='%d:%d' % (lo, hi), summaries=summaries, std=round(float(residual.std()), 4),
               max_abs=round(float(np.abs(residual).max()), 4), autocorrelation=auto)
 
 

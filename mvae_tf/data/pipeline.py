@@ -49,7 +49,13 @@ def convert_fn(config, mode='train', seed=None):
   return converter, convert
 
 
-_CHECKED = {}  # (path, size, mtime) of files whose every record was read -> (records, bytes)
+_CHECKED = {}  # _file_key of files whose every record was read -> (records, bytes)
+
+
+def _file_key(path):
+  """(absolute path, size, mtime): a file changed since it was checked has a new key."""
+  st = os.stat(path)
+  return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
 
 def check_examples_path(path, config_name='CONFIG'):
@@ -62,8 +68,7 @@ def check_examples_path(path, config_name='CONFIG'):
     if not os.path.isfile(p):
       raise FileNotFoundError('%s: no such examples file (make one with `mvae prepare` or '
                               '`mvae corpus`)' % p)
-    st = os.stat(p)
-    key = (os.path.abspath(p), st.st_size, st.st_mtime_ns)
+    key = _file_key(p)
     if key in _CHECKED:
       continue
     records = size = 0
@@ -91,8 +96,7 @@ def sequence_shuffle_buffer(paths, shards=1, default=1024):
   and training accuracy rose and fell with each pass over it (BUILD_NOTES)."""
   records = size = 0
   for p in paths:
-    st = os.stat(p)
-    counted = _CHECKED.get((os.path.abspath(p), st.st_size, st.st_mtime_ns))
+    counted = _CHECKED.get(_file_key(p))
     if counted is None:
       return default
     records, size = records + counted[0], size + counted[1]
