@@ -206,6 +206,12 @@ def test_evaluate_plumbing_on_an_oracle_model():
   assert results['kl_bits'] == pytest.approx(2.0, rel=1e-5)
   assert results['paper'] == []
   json.dumps(results)
+  assert 'per_window' not in results
+  # Per window, in the data's order: real steps, and correct steps of each mode.
+  windows = ev.evaluate(OracleModel(), _dataset(targets, lengths, 2, 4),
+                        per_window=True)['per_window']
+  assert windows == {'steps': [4, 2, 3], 'teacher_forced': [4, 2, 3],
+                     'sampled': [2, 2, 2], 'sampled_t1': [1, 0, 1]}
   assert ev.evaluate(OracleModel(), _dataset(targets, lengths, 2, 4), num_batches=1)[
       'num_examples'] == 2
   with pytest.raises(ev.EmptyDatasetError):
@@ -278,6 +284,21 @@ def test_evaluate_a_hierarchical_trio_per_part_and_per_bar():
     assert set(m['per_part']) == {'melody', 'bass', 'drums'} and len(m['per_bar']) == 2
     assert m['accuracy'] == pytest.approx(np.mean(list(m['per_part'].values())))
   assert results['num_steps'] == 62 and results['paper'] == []
+  # Per window, parts add up: the windows' correct over scored steps is the accuracy.
+  windows = ev.evaluate(model, dataset, per_window=True)['per_window']
+  assert windows['steps'] == [96, 60, 30]
+  for mode in ('teacher_forced', 'sampled', 'sampled_t1'):
+    assert sum(windows[mode]) / sum(windows['steps']) == pytest.approx(
+        results[mode]['accuracy'])
+
+
+def test_window_correct_sums_parts_at_real_steps():
+  predictions = np.array([[[0, 1], [2, 2], [0, 0]], [[1, 1], [0, 0], [3, 3]]])
+  targets = np.array([[[0, 1], [2, 0], [1, 1]], [[1, 0], [0, 0], [3, 3]]])
+  correct, steps = ev.window_correct(predictions, targets, [2, 3])
+  assert correct.tolist() == [3, 5] and steps.tolist() == [4, 6]
+  correct, steps = ev.window_correct([[1, 2, 3]], [[1, 0, 3]], [3])  # one part, [B, T]
+  assert correct.tolist() == [2] and steps.tolist() == [3]
 
 
 # --- The command. ---
@@ -369,6 +390,16 @@ def test_cli_end_to_end_on_a_saved_model(saved_model, melody_examples, capsys):
       'tiny-mel_2bar', melody_examples, 3, mode='eval'), seed=5)
   for mode in ('teacher_forced', 'sampled', 'sampled_t1'):
     assert results[mode] == direct[mode]
+  assert 'per_window' not in results
+  assert _run('--checkpoint', saved_model, '--examples_path', melody_examples, '--json',
+              '--batch_size', '3', '--seed', '5', '--per_window') == 0
+  windows = json.loads(capsys.readouterr().out)['per_window']
+  assert len(windows['steps']) == 5 and sum(windows['steps']) == results['num_steps']
+  assert sum(windows['sampled']) / sum(windows['steps']) == pytest.approx(
+      results['sampled']['accuracy'])
+  from mvae_tf.errors import UserError
+  with pytest.raises(UserError, match='--per_window adds to the JSON output: pass --json'):
+    _run('--checkpoint', saved_model, '--examples_path', melody_examples, '--per_window')
 
 
 def test_cli_prints_the_report(tiny_model, tmp_path, melody_examples, capsys, monkeypatch):

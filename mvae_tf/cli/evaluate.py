@@ -35,6 +35,10 @@ def add_evaluate_parser(subparsers):
                  help="the run's overrides (default: those in RUN_DIR/run.json)")
   p.add_argument('--seed', type=int, default=0, help='seed of the draws of z')
   p.add_argument('--json', action='store_true', help='print the results as JSON')
+  p.add_argument('--per_window', action='store_true',
+                 help="with --json: also each window's correct and scored steps, for a "
+                      'paired comparison of two models on the same windows '
+                      '(benchmarks/paired_gap.py)')
   p.set_defaults(func=run_evaluate)
   return p
 
@@ -57,6 +61,8 @@ def run_evaluate(args):
     raise UserError('--num_batches must be positive')
   if args.batch_size is not None and args.batch_size < 1:
     raise UserError('--batch_size must be positive')
+  if args.per_window and not args.json:
+    raise UserError('--per_window adds to the JSON output: pass --json too')
   if args.config:  # a typo costs nothing: checked before the model or the data is read
     try:
       configs.get_config(args.config).with_hparams(args.hparams)
@@ -85,7 +91,7 @@ def run_evaluate(args):
   import tensorflow as tf
   try:
     dataset = pipeline.get_dataset(config, args.examples_path, batch_size, mode='eval')
-    results = evaluate(model, dataset, args.num_batches, args.seed)
+    results = evaluate(model, dataset, args.num_batches, args.seed, args.per_window)
   except EmptyDatasetError:
     raise UserError('%s: no sequence yields a %s window; run `mvae inspect %s --config %s` '
                         'to see why' % (args.examples_path, config.name, args.examples_path,

@@ -133,6 +133,18 @@ def count_correct(predictions, targets, lengths, depths, steps_per_bar=STEPS_PER
                        for p, d in enumerate(depths)))
 
 
+def window_correct(predictions, targets, lengths):
+  """([B] correct, [B] scored) per window: predictions equal to targets at the real steps,
+  summed over parts, and real steps times parts (their ratio summed over windows is
+  Counts.accuracy)."""
+  pred, tgt = np.asarray(predictions, np.int64), np.asarray(targets, np.int64)
+  if tgt.ndim == 2:
+    pred, tgt = pred[..., None], tgt[..., None]
+  mask = step_mask(lengths, tgt.shape[1])
+  correct = ((pred == tgt) & mask[..., None]).sum((1, 2))
+  return correct.astype(np.int64), (mask.sum(1) * tgt.shape[2]).astype(np.int64)
+
+
 def kl_bits(mu, sigma):
   """[B] KL(N(mu, sigma^2) || N(0, I)) in bits, summed over z dimensions."""
   mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
@@ -244,18 +256,22 @@ def _per_batch(model_ref):
   return run
 
 
-def evaluate(model, dataset, num_batches=None, seed=0):
+def evaluate(model, dataset, num_batches=None, seed=0, per_window=False):
   """Teacher-forced and sampled reconstruction metrics of `model` over `dataset`.
 
   dataset: batches (inputs, outputs, controls, lengths) as mvae_tf.data.pipeline
   yields them; the first `num_batches` (None: all) are used. z = mu + sigma * e,
-  e drawn with the stateless seed (seed, batch index). Returns a JSON-ready dict.
-  Raises EmptyDatasetError when there is no window.
+  e drawn with the stateless seed (seed, batch index). Returns a JSON-ready dict;
+  with `per_window`, also each window's scored steps and correct steps per mode in
+  the data set's order (for paired comparisons of two models on the same windows:
+  mvae_tf.evaluation.compare). Raises EmptyDatasetError when there is no window.
   """
   import tensorflow as tf
   depths, spb = list(model.output_depths), int(model.steps_per_bar)
   num_steps = int(model.hparams.max_seq_len)
   totals = dict(teacher_forced=None, sampled=None, sampled_t1=None)
+  windows = {'steps': []}
+  windows.update((mode, []) for mode in totals)
   r_loss = kl = 0.0
   num_examples = batches_seen = 0
   batches = dataset if num_batches is None else itertools.islice(dataset, num_batches)
@@ -271,6 +287,11 @@ def evaluate(model, dataset, num_batches=None, seed=0):
     for mode in totals:
       counts = count_correct(out[mode], out['targets'], lengths, depths, spb)
       totals[mode] = counts if totals[mode] is None else totals[mode] + counts
+      if per_window:
+        correct, steps = window_correct(out[mode], out['targets'], lengths)
+        windows[mode].extend(int(c) for c in correct)
+    if per_window:
+      windows['steps'].extend(int(n) for n in steps)
     r_loss += float(out['r_loss'].sum())
     kl += float(kl_bits(out['mu'], out['sigma']).sum())
     num_examples += len(lengths)
@@ -279,7 +300,7 @@ def evaluate(model, dataset, num_batches=None, seed=0):
     raise EmptyDatasetError('the data set yields no window to evaluate')
   names = part_names(depths)
   per_bar = model.decoder_type == 'hierarchical' or num_steps > 2 * spb
-  return dict(
+  results = dict(
       config=model.config_name, decoder=model.decoder_type, parts=list(names),
       num_examples=num_examples, num_batches=batches_seen,
       num_steps=int(totals['teacher_forced'].real.sum()), seed=seed,
@@ -288,6 +309,9 @@ def evaluate(model, dataset, num_batches=None, seed=0):
       sampled_t1=summarize(totals['sampled_t1'], names, per_bar),
       r_loss=r_loss / num_examples, kl_bits=kl / num_examples,
       paper=_rows(_model_kind(model), num_steps, model.decoder_type))
+  if per_window:
+    results['per_window'] = windows
+  return results
 
 
 # --- The report. ---

@@ -1,0 +1,67 @@
+"""Paired comparison of two models' `mvae evaluate --json --per_window` results.
+
+Both models are scored on the same held-out windows; the difference of their
+accuracies is estimated with a bootstrap over source sequences (tunes), not over
+windows: a tune's windows overlap (a 16-bar window slides by one bar), so they
+are not independent draws, and resampling windows would understate the
+uncertainty. `window_groups` recovers which sequence each window came from by
+running the config's eval converter over the file in the order the eval
+pipeline reads it. Importing this module does not import TensorFlow.
+"""
+
+import numpy as np
+
+MODES = ('teacher_forced', 'sampled', 'sampled_t1')
+
+
+def window_groups(config, examples_path):
+  """[windows] the index of the sequence of `examples_path` each eval window comes from,
+  in mvae_tf.data.pipeline's eval order (the file's order, each sequence's windows in turn)."""
+  from mvae_tf import configs
+  from mvae_tf.data import tfrecord
+  if isinstance(config, str):
+    config = configs.get_config(config)
+  converter = config.make_converter('eval')
+  groups = []
+  for i, ns in enumerate(tfrecord.read_note_sequences(examples_path)):
+    groups.extend([i] * len(converter.to_tensors(ns)))
+  return np.asarray(groups, np.int64)
+
+
+def _arrays(results, mode):
+  w = results.get('per_window')
+  if w is None:
+    raise ValueError('%s has no per-window counts: evaluate it with `mvae evaluate --json '
+                     '--per_window`' % results.get('model', 'a result'))
+  return np.asarray(w[mode], np.float64), np.asarray(w['steps'], np.float64)
+
+
+def paired_gap(a, b, groups, mode='sampled', num_resamples=2000, seed=0):
+  """Accuracy of `a` minus `b` in `mode` on the same windows, with a 95% interval.
+
+  a, b: `evaluate(..., per_window=True)` results on the same windows; groups: each
+  window's sequence (window_groups). The interval is the 2.5th and 97.5th
+  percentiles of the gap over `num_resamples` resamplings of the sequences with
+  replacement (each drawn sequence brings all its windows). Returns a dict:
+  gap, low, high, a, b (accuracies), windows, sequences.
+  """
+  ca, na = _arrays(a, mode)
+  cb, nb = _arrays(b, mode)
+  groups = np.asarray(groups)
+  if not len(ca) == len(cb) == len(groups) or not np.array_equal(na, nb):
+    raise ValueError('the two results do not score the same windows (%d and %d windows, '
+                     '%d in the data): evaluate both on the same file with the same config '
+                     'and no --num_batches' % (len(ca), len(cb), len(groups)))
+  ids, index = np.unique(groups, return_inverse=True)
+  # Per sequence sums: the bootstrap draws sequences and adds up their windows.
+  sums = np.stack([np.bincount(index, weights=x, minlength=len(ids))
+                   for x in (ca, cb, na)], -1)  # [sequences, 3]
+  rng = np.random.default_rng(seed)
+  draws = rng.integers(0, len(ids), size=(num_resamples, len(ids)))
+  counts = np.apply_along_axis(np.bincount, 1, draws, minlength=len(ids))  # [R, sequences]
+  resampled = counts @ sums  # [R, 3]
+  gaps = (resampled[:, 0] - resampled[:, 1]) / resampled[:, 2]
+  acc_a, acc_b = ca.sum() / na.sum(), cb.sum() / nb.sum()
+  low, high = np.percentile(gaps, [2.5, 97.5])
+  return dict(gap=float(acc_a - acc_b), low=float(low), high=float(high), a=float(acc_a),
+              b=float(acc_b), windows=int(len(ca)), sequences=int(len(ids)))
