@@ -34,20 +34,31 @@ def read_scalars(folder):
   return values
 
 
+def two_panels():
+  """(figure, (left axes, right axes)): the figures of these scripts, 11 x 4.2 inches."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=(11, 4.2), dpi=100)
+  FigureCanvasAgg(fig)
+  return fig, fig.subplots(1, 2)
+
+
+def write_png(fig, path):
+  from mvae_tf import atomic
+  fig.tight_layout()
+  atomic.write_file(path, lambda tmp: fig.savefig(tmp, format='png'))
+  print('wrote %s' % path, file=sys.stderr)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('run_dirs', nargs='+')
   parser.add_argument('--output', required=True, help='PNG path')
   parser.add_argument('--json', action='store_true')
   args = parser.parse_args(argv)
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-  from mvae_tf import atomic
   from mvae_tf.training import runs
 
-  fig = Figure(figsize=(11, 4.2), dpi=100)
-  FigureCanvasAgg(fig)
-  acc_ax, kl_ax = fig.subplots(1, 2)
+  fig, (acc_ax, kl_ax) = two_panels()
   points = {}
   infos = [runs.read_run_info(d) or {} for d in args.run_dirs]
   configs = collections.Counter(info.get('config') for info in infos)
@@ -79,12 +90,10 @@ def main(argv=None):
   kl_ax.set(xlabel='step', ylabel='KL(q(z|x) || p(z)), bits',
             title='KL (dashed: free bits)')
   acc_ax.legend(fontsize=8)
-  fig.tight_layout()
-  atomic.write_file(args.output, lambda tmp: fig.savefig(tmp, format='png'))
+  write_png(fig, args.output)
   if args.json:
     json.dump(points, sys.stdout, indent=1)
     print()
-  print('wrote %s' % args.output, file=sys.stderr)
 
 
 if __name__ == '__main__':
