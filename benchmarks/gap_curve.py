@@ -38,13 +38,17 @@ def _evaluations(run_dir):
   return out
 
 
-def pair_points(hier_dir, flat_dir, groups):
+def pair_points(hier_dir, flat_dir, examples_path):
   """[{step, hier, flat, gap}] at each step with both runs' per-window evaluations."""
   hier, flat = _evaluations(hier_dir), _evaluations(flat_dir)
-  points = []
+  points, groups = [], None
   for step in sorted(set(hier) & set(flat)):
     if 'per_window' not in hier[step] or 'per_window' not in flat[step]:
       continue
+    compare.check_same_file(hier[step], flat[step], examples_path)
+    if groups is None:
+      groups = compare.window_groups(compare.windows_config(hier[step], flat[step]),
+                                     examples_path)
     gaps = {mode: compare.paired_gap(hier[step], flat[step], groups, mode)
             for mode in ('sampled', 'sampled_t1')}
     points.append(dict(step=step, gap=gaps,
@@ -61,14 +65,10 @@ def main(argv=None):
   parser.add_argument('--output', required=True, help='PNG path')
   parser.add_argument('--json', action='store_true')
   args = parser.parse_args(argv)
-  from mvae_tf.training import runs
-
   fig, (acc_ax, gap_ax) = two_panels()
   table = {}
   for i, (name, hier_dir, flat_dir) in enumerate(args.pair):
-    config = (runs.read_run_info(hier_dir) or {}).get('config')
-    groups = compare.window_groups(config, args.examples_path)
-    points = table[name] = pair_points(hier_dir, flat_dir, groups)
+    points = table[name] = pair_points(hier_dir, flat_dir, args.examples_path)
     if not points:
       raise SystemExit('%s: no step with per-window evaluations of both runs' % name)
     steps = [p['step'] for p in points]

@@ -7,7 +7,9 @@
 Prints, for teacher-forced, argmax-fed and sample-fed decoding, A's accuracy minus B's and
 the 2.5th-97.5th percentile interval of that difference over bootstrap resamplings of the
 held-out tunes (mvae_tf.evaluation.compare: a tune's windows overlap, so tunes, not windows,
-are the independent draws). --config: the windows' config (default: A's).
+are the independent draws). Both results must come from the same file, unchanged since
+(the SHA-256 that --per_window records), and from configs that read the same windows.
+--config: the windows' config (default: the one A's windows were read with).
 """
 
 import argparse
@@ -30,7 +32,9 @@ def main():
     a = json.load(f)
   with open(args.b) as f:
     b = json.load(f)
-  groups = compare.window_groups(args.config or a['config'], args.examples_path)
+  compare.check_same_file(a, b, args.examples_path)
+  groups = compare.window_groups(args.config or compare.windows_config(a, b),
+                                 args.examples_path)
   out = {mode: compare.paired_gap(a, b, groups, mode, args.resamples, args.seed)
          for mode in compare.MODES}
   if args.json:

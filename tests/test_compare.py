@@ -19,8 +19,8 @@ def test_gap_and_interval_on_a_hand_made_pair():
   assert r['a'] == pytest.approx(50 / 60) and r['b'] == pytest.approx(34 / 60)
   assert r['gap'] == pytest.approx(16 / 60)
   assert (r['windows'], r['sequences']) == (6, 3)
-  # Tune sums of A - B: 6, 6, 4 correct of 20: every resample's gap lies in [0.2, 0.3].
-  assert 0.2 <= r['low'] <= r['gap'] <= r['high'] <= 0.3 and r['low'] < r['high']
+  # Tune sums of A - B: 6, 5, 5 correct of 20: every resample's gap lies in [0.25, 0.3].
+  assert 0.25 <= r['low'] <= r['gap'] <= r['high'] <= 0.3 and r['low'] < r['high']
   # A constant gap in every tune leaves no uncertainty.
   r = compare.paired_gap(_results([5, 5, 5], [10] * 3), _results([4, 4, 4], [10] * 3),
                          [0, 1, 2])
@@ -47,6 +47,18 @@ def test_overlapping_windows_of_one_tune_do_not_narrow_the_interval():
   assert (as_windows['high'] - as_windows['low']) < 0.6 * (once['high'] - once['low'])
 
 
+def test_resamples_weigh_windows_by_their_steps():
+  """A ratio of sums, not a mean of per-window ratios: two tunes, one long window where A
+  and B tie and one short window where A leads; the gap is 2 / 110, in every resample
+  between 0 (the long tune twice) and 2 / 10 (the short one twice)."""
+  a = _results([50, 7], [100, 10])
+  b = _results([50, 5], [100, 10])
+  r = compare.paired_gap(a, b, [0, 1])
+  assert r['gap'] == pytest.approx(2 / 110)
+  assert r['low'] == pytest.approx(0) and r['high'] == pytest.approx(2 / 10)
+  # A mean of ratios would say (0 + 0.2) / 2 = 0.1.
+
+
 def test_results_that_do_not_pair_are_refused():
   a = _results([1, 2], [3, 3])
   with pytest.raises(ValueError, match='do not score the same windows'):
@@ -55,6 +67,28 @@ def test_results_that_do_not_pair_are_refused():
     compare.paired_gap(a, _results([1, 2], [3, 4]), [0, 0])
   with pytest.raises(ValueError, match=r'--json --per_window'):
     compare.paired_gap(a, {'model': 'old.json'}, [0, 0])
+  with pytest.raises(ValueError, match='counts out of range'):
+    compare.paired_gap(a, _results([1, 4], [3, 3]), [0, 0])
+
+
+def test_results_from_another_file_or_other_windows_are_refused(tmp_path):
+  path = tmp_path / 'eval.tfrecord'
+  path.write_bytes(b'one')
+  a = dict(_results([1], [2]), examples_sha256=compare.file_sha256(str(path)))
+  b = dict(_results([1], [2]), model='b.json', examples_sha256=compare.file_sha256(str(path)))
+  compare.check_same_file(a, b, str(path))
+  compare.check_same_file(a, _results([1], [2]), str(path))  # one without: on trust
+  path.write_bytes(b'two')  # rebuilt since
+  with pytest.raises(ValueError, match='evaluated on another file than .*eval.tfrecord'):
+    compare.check_same_file(a, b, str(path))
+  # A hierarchical and a flat config of one kind read the same windows; a drum one does not.
+  assert compare.windows_config({'config': 'hierdec-mel_16bar_cpu'},
+                                {'config': 'flat-mel_16bar_cpu'}) == 'hierdec-mel_16bar_cpu'
+  assert compare.windows_config({'config': 'x', 'windows_config': 'tiny-mel_2bar'},
+                                {'config': 'tiny-mel_2bar'}) == 'tiny-mel_2bar'
+  with pytest.raises(ValueError, match='read different windows'):
+    compare.windows_config({'config': 'hierdec-mel_16bar_cpu'},
+                           {'config': 'hierdec-drums_16bar_cpu'})
 
 
 def test_window_groups_follow_the_eval_pipeline(tmp_path):

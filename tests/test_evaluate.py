@@ -393,7 +393,11 @@ def test_cli_end_to_end_on_a_saved_model(saved_model, melody_examples, capsys):
   assert 'per_window' not in results
   assert _run('--checkpoint', saved_model, '--examples_path', melody_examples, '--json',
               '--batch_size', '3', '--seed', '5', '--per_window') == 0
-  windows = json.loads(capsys.readouterr().out)['per_window']
+  with_windows = json.loads(capsys.readouterr().out)
+  from mvae_tf.evaluation import compare
+  assert with_windows['windows_config'] == 'tiny-mel_2bar'
+  assert with_windows['examples_sha256'] == compare.file_sha256(melody_examples)
+  windows = with_windows['per_window']
   assert len(windows['steps']) == 5 and sum(windows['steps']) == results['num_steps']
   assert sum(windows['sampled']) / sum(windows['steps']) == pytest.approx(
       results['sampled']['accuracy'])

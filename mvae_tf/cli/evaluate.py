@@ -101,5 +101,9 @@ def run_evaluate(args):
         args.examples_path, str(e).split('\n')[0])) from None
   results.update(step=step, examples_path=args.examples_path,
                  model=args.run_dir or args.checkpoint or args.preset)
+  if args.per_window:  # what a paired comparison checks: the same file, the same windows
+    from mvae_tf.evaluation import compare
+    results.update(windows_config=config.name,
+                   examples_sha256=compare.file_sha256(args.examples_path))
   print(json.dumps(results, indent=2) if args.json else format_report(results))
   return 0

@@ -9,9 +9,49 @@ running the config's eval converter over the file in the order the eval
 pipeline reads it. Importing this module does not import TensorFlow.
 """
 
+import hashlib
+
 import numpy as np
 
 MODES = ('teacher_forced', 'sampled', 'sampled_t1')
+
+
+def file_sha256(path):
+  """The hex SHA-256 of a file (`mvae evaluate --per_window` records its examples file's)."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def windows_config(a, b):
+  """The config whose eval windows both results scored; ValueError if theirs differ.
+
+  Eval windows depend on the converter's kind and options only (not on training's
+  transposition), so a hierarchical and a flat config of one kind read the same ones."""
+  from mvae_tf import configs
+  names = [r.get('windows_config') or r.get('config') for r in (a, b)]
+  data = [configs.get_config(n).data for n in names]
+  if (data[0].kind, dict(data[0].options)) != (data[1].kind, dict(data[1].options)):
+    raise ValueError('%s and %s read different windows: compare models evaluated on the '
+                     'same kind of window' % tuple(names))
+  return names[0]
+
+
+def check_same_file(a, b, examples_path):
+  """ValueError unless both results were evaluated on `examples_path` as it is now
+  (by the SHA-256 each recorded; results without one are taken on trust)."""
+  now = None
+  for r in (a, b):
+    recorded = r.get('examples_sha256')
+    if recorded is None:
+      continue
+    now = now or file_sha256(examples_path)
+    if recorded != now:
+      raise ValueError('%s was evaluated on another file than %s as it is now (SHA-256 '
+                       'differs): evaluate both models again on it' % (
+                           r.get('model', 'a result'), examples_path))
 
 
 def window_groups(config, examples_path):
@@ -47,6 +87,9 @@ def paired_gap(a, b, groups, mode='sampled', num_resamples=2000, seed=0):
   """
   ca, na = _arrays(a, mode)
   cb, nb = _arrays(b, mode)
+  if (ca < 0).any() or (ca > na).any() or (cb < 0).any() or (cb > nb).any():
+    raise ValueError('per-window counts out of range (correct steps outside 0..scored '
+                     'steps): not `mvae evaluate --per_window` output')
   groups = np.asarray(groups)
   if not len(ca) == len(cb) == len(groups) or not np.array_equal(na, nb):
     raise ValueError('the two results do not score the same windows (%d and %d windows, '
