@@ -288,7 +288,7 @@ def _export_tflite(q, tmp, device_dir, graphs, parity, ref, base, rows, batch_si
   # The packed copy carries the parity too (the file is rewritten once).
   with open(path, 'wb') as f:
     f.write(metadata_lib.pack_tflite_metadata(data, meta))
-  meta_file = dict(meta, sha256=metadata_lib.sha256(path), size_bytes=os.path.getsize(path))
+  meta_file = dict(meta, sha256=atomic.file_sha256(path), size_bytes=os.path.getsize(path))
   metadata_lib.write_json(os.path.join(folder, metadata_lib.METADATA_FILE), meta_file)
   rows.append(dict(file='tflite/%s/model.tflite' % label, size_bytes=os.path.getsize(path),
                    signatures=sorted(meta['signatures']), quantization=label, parity=result,

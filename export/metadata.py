@@ -16,7 +16,6 @@ only the standard library: it walks the flatbuffer itself, so a device without
 TensorFlow (or the flatbuffers package) can read it.
 """
 
-import hashlib
 import json
 import os
 import struct
@@ -25,14 +24,6 @@ from edge_demo.metadata import METADATA_NAME, MetadataError, read_tflite_metadat
 
 FORMAT = 'mvae_tf-export-1'
 METADATA_FILE = 'metadata.json'
-
-
-def sha256(path):
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      h.update(block)
-  return h.hexdigest()
 
 
 def representation(info):

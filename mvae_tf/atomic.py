@@ -15,11 +15,15 @@ missing directory, permissions) removes its temporary file and raises
 errors.WriteError, one line naming the path, the free space and the space
 needed; any other failure keeps its traceback. Either way an earlier file of
 the same name is unchanged.
+
+`file_sha256` reads a file back: the digest that export metadata and
+`mvae evaluate --per_window` record of the files they name.
 """
 
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +35,15 @@ from mvae_tf.errors import WriteError
 USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ENOENT, errno.EFBIG}
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def file_sha256(path):
+  """The hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def file_mode():

@@ -4,6 +4,7 @@ one, else an injected ENOSPC) is one line naming the path, with the temporary
 file removed and earlier outputs intact."""
 
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -369,3 +370,16 @@ def test_generate_on_a_disk_that_fills_up_says_what_it_wrote(tmp_path, capsys, m
   assert 'no space left' in err and '3 of 10 outputs were written' in err, err
   assert 'mvae_sample_1_01.mid to mvae_sample_1_03.mid' in err
   assert sorted(os.listdir(out_dir)) == ['mvae_sample_1_%02d.mid' % i for i in (1, 2, 3)]
+
+
+def test_file_sha256_reads_the_whole_file_across_blocks(tmp_path):
+  empty = tmp_path / 'empty'
+  empty.write_bytes(b'')
+  assert atomic.file_sha256(str(empty)) == (
+      'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')  # SHA-256 of nothing
+  data = bytes(range(256)) * 9000  # 2.2 MiB: three 1 MiB blocks, the last one partial
+  path = tmp_path / 'big'
+  path.write_bytes(data)
+  assert atomic.file_sha256(str(path)) == hashlib.sha256(data).hexdigest()
+  path.write_bytes(data[:-1] + b'\x00')
+  assert atomic.file_sha256(str(path)) != hashlib.sha256(data).hexdigest()

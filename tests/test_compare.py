@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import make_sequence, varied_melody
+from mvae_tf import atomic
 from mvae_tf.evaluation import compare
 
 
@@ -74,8 +75,8 @@ def test_results_that_do_not_pair_are_refused():
 def test_results_from_another_file_or_other_windows_are_refused(tmp_path):
   path = tmp_path / 'eval.tfrecord'
   path.write_bytes(b'one')
-  a = dict(_results([1], [2]), examples_sha256=compare.file_sha256(str(path)))
-  b = dict(_results([1], [2]), model='b.json', examples_sha256=compare.file_sha256(str(path)))
+  a = dict(_results([1], [2]), examples_sha256=atomic.file_sha256(str(path)))
+  b = dict(_results([1], [2]), model='b.json', examples_sha256=atomic.file_sha256(str(path)))
   compare.check_same_file(a, b, str(path))
   compare.check_same_file(a, _results([1], [2]), str(path))  # one without: on trust
   path.write_bytes(b'two')  # rebuilt since

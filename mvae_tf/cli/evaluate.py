@@ -102,8 +102,8 @@ def run_evaluate(args):
   results.update(step=step, examples_path=args.examples_path,
                  model=args.run_dir or args.checkpoint or args.preset)
   if args.per_window:  # what a paired comparison checks: the same file, the same windows
-    from mvae_tf.evaluation import compare
+    from mvae_tf import atomic
     results.update(windows_config=config.name,
-                   examples_sha256=compare.file_sha256(args.examples_path))
+                   examples_sha256=atomic.file_sha256(args.examples_path))
   print(json.dumps(results, indent=2) if args.json else format_report(results))
   return 0

@@ -9,20 +9,11 @@ running the config's eval converter over the file in the order the eval
 pipeline reads it. Importing this module does not import TensorFlow.
 """
 
-import hashlib
-
 import numpy as np
 
+from mvae_tf.atomic import file_sha256
+
 MODES = ('teacher_forced', 'sampled', 'sampled_t1')
-
-
-def file_sha256(path):
-  """The hex SHA-256 of a file (`mvae evaluate --per_window` records its examples file's)."""
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def windows_config(a, b):
