@@ -7,7 +7,8 @@
 
 Reads RUN/evaluation-STEP.json (`mvae evaluate --json --per_window` of RUN's checkpoint
 STEP on --examples_path; runs/eval_at.sh-style files) at every step both runs of a pair
-have. Left: sampled accuracy of each decoder (argmax-fed solid, sample-fed dashed) against
+have, pooled with RUN/evaluation-STEP-seedK.json (the same checkpoint evaluated with
+--seed K: compare.pool_seeds) where there are any. Left: sampled accuracy of each decoder (argmax-fed solid, sample-fed dashed) against
 steps. Right: hierarchical minus flat, sampled both ways, with the 95% interval of a
 bootstrap over the held-out tunes (mvae_tf.evaluation.compare), the issue's target (+0.10)
 and the paper's gap (+0.19, Lakh MIDI). --json prints the points.
@@ -20,6 +21,7 @@ import os
 import re
 import sys
 
+from mvae_tf.errors import UserError
 from mvae_tf.evaluation import compare
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,12 +31,17 @@ TARGET_GAP, PAPER_GAP = 0.10, 0.812 - 0.620
 
 
 def _evaluations(run_dir):
-  out = {}
-  for path in glob.glob(os.path.join(run_dir, 'evaluation-*.json')):
-    m = re.search(r'evaluation-(\d+)\.json$', path)
+  """{step: result}; a step's evaluations with other seeds (evaluation-STEP-seedK.json) pooled."""
+  found = {}
+  for path in sorted(glob.glob(os.path.join(run_dir, 'evaluation-*.json'))):
+    m = re.search(r'evaluation-(\d+)(-seed\d+)?\.json$', path)
     if m:
       with open(path) as f:
-        out[int(m.group(1))] = json.load(f)
+        found.setdefault(int(m.group(1)), []).append(json.load(f))
+  out = {}
+  for step, results in found.items():
+    with_windows = [r for r in results if 'per_window' in r]
+    out[step] = compare.pool_seeds(with_windows) if with_windows else results[0]
   return out
 
 
@@ -51,7 +58,8 @@ def pair_points(hier_dir, flat_dir, examples_path):
                                      examples_path)
     gaps = {mode: compare.paired_gap(hier[step], flat[step], groups, mode)
             for mode in ('sampled', 'sampled_t1')}
-    points.append(dict(step=step, gap=gaps,
+    points.append(dict(step=step, gap=gaps, seeds=[hier[step].get('seeds', [hier[step].get('seed')]),
+                                                   flat[step].get('seeds', [flat[step].get('seed')])],
                        hier={m: hier[step][m]['accuracy'] for m in compare.MODES},
                        flat={m: flat[step][m]['accuracy'] for m in compare.MODES}))
   return points
@@ -103,4 +111,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  main()
+  try:
+    main()
+  except UserError as e:  # results that cannot be compared: one line, not a traceback
+    sys.exit('gap_curve.py: %s' % e)

@@ -5,6 +5,7 @@ import pytest
 
 from conftest import make_sequence, varied_melody
 from mvae_tf import atomic
+from mvae_tf.errors import UserError
 from mvae_tf.evaluation import compare
 
 
@@ -105,3 +106,85 @@ def test_window_groups_follow_the_eval_pipeline(tmp_path):
   windows = sum(len(b[3]) for b in pipeline.get_dataset('tiny-mel_2bar', str(path), 3,
                                                         mode='eval'))
   assert windows == len(groups)
+
+
+def _seeded(seed, correct, steps, **extra):
+  r = {'model': 'm', 'step': 7, 'seed': seed, 'examples_sha256': 'abc',
+       'windows_config': 'tiny-mel_2bar', 'per_window': {'steps': list(steps)}}
+  for mode in compare.MODES:
+    r['per_window'][mode] = list(correct)
+  r.update(extra)
+  return r
+
+
+def test_pooled_seeds_average_each_window_and_keep_the_tunes_spread():
+  steps = [10, 10, 20]
+  pooled = compare.pool_seeds([_seeded(0, [4, 6, 10], steps), _seeded(1, [6, 6, 14], steps),
+                               _seeded(2, [5, 9, 12], steps)])
+  assert pooled['seeds'] == [0, 1, 2] and pooled['step'] == 7
+  assert pooled['per_window']['sampled'] == pytest.approx([5, 7, 12])
+  assert pooled['per_window']['steps'] == steps
+  assert pooled['sampled']['accuracy'] == pytest.approx(24 / 40)
+  assert pooled['sampled']['per_seed'] == pytest.approx([20 / 40, 26 / 40, 26 / 40])
+  # A pooled result pairs with a single one like any other (same windows, same steps).
+  r = compare.paired_gap(pooled, _seeded(0, [5, 5, 10], steps), [0, 0, 1])
+  assert r['gap'] == pytest.approx(4 / 40)
+  # Both tunes lead by 2 of 20 steps: every resample's gap is 0.1.
+  assert r['low'] == pytest.approx(0.1) and r['high'] == pytest.approx(0.1)
+  # One result is returned as it is.
+  one = _seeded(3, [1, 2, 3], steps)
+  assert compare.pool_seeds([one]) is one
+
+
+def test_pooling_refuses_a_repeated_seed_or_other_checkpoints():
+  steps = [10, 10]
+  a = _seeded(0, [5, 5], steps)
+  with pytest.raises(compare.MismatchError, match='own --seed'):
+    compare.pool_seeds([a, _seeded(0, [6, 6], steps)])
+  with pytest.raises(ValueError, match='differ in step'):
+    compare.pool_seeds([a, _seeded(1, [6, 6], steps, step=8)])
+  with pytest.raises(ValueError, match='differ in model'):
+    compare.pool_seeds([a, _seeded(1, [6, 6], steps, model='other')])
+  with pytest.raises(ValueError, match='differ in examples_sha256'):
+    compare.pool_seeds([a, _seeded(1, [6, 6], steps, examples_sha256='def')])
+  with pytest.raises(ValueError, match='do not score the same windows'):
+    compare.pool_seeds([a, _seeded(1, [6, 6], [10, 11])])
+  # A result from before --per_window recorded the file's digest is taken on trust.
+  old = _seeded(1, [6, 6], steps)
+  del old['examples_sha256']
+  assert compare.pool_seeds([old, a])['examples_sha256'] == 'abc'
+  # Mismatches are a user's mistake: one line from the scripts, not a traceback.
+  assert issubclass(compare.MismatchError, UserError)
+
+
+def test_paired_gap_script_pools_seeds_and_refuses_in_one_line(tmp_path):
+  pytest.importorskip('tensorflow')
+  import json
+  import os
+  import subprocess
+  import sys
+  from mvae_tf.data import tfrecord
+  path = tmp_path / 'eval.tfrecord'
+  with tfrecord.AtomicTFRecordWriter(str(path)) as writer:
+    writer.write(varied_melody(bars=3).SerializeToString())  # 2 windows of 2 bars
+    writer.write(varied_melody(bars=4).SerializeToString())  # 3
+  digest = atomic.file_sha256(str(path))
+  steps = [32] * 5
+  files = {}
+  for name, seed, correct in (('a0', 0, [20, 20, 20, 20, 20]), ('a1', 1, [22, 22, 24, 24, 24]),
+                              ('b0', 0, [16, 16, 16, 16, 16])):
+    files[name] = str(tmp_path / (name + '.json'))
+    with open(files[name], 'w') as f:
+      json.dump(_seeded(seed, correct, steps, model=name[0], examples_sha256=digest), f)
+  script = os.path.join(os.path.dirname(__file__), '..', 'benchmarks', 'paired_gap.py')
+  run = subprocess.run([sys.executable, script, files['a0'] + ',' + files['a1'], files['b0'],
+                        '--examples_path', str(path), '--json'], capture_output=True, text=True)
+  assert run.returncode == 0, run.stderr
+  out = json.loads(run.stdout)
+  assert out['seeds_a'] == [0, 1] and out['seeds_b'] == [0]
+  # A's windows: 21, 21, 22, 22, 22 of 32; B's 16 each: (108 - 80) / 160.
+  assert out['gaps']['sampled']['gap'] == pytest.approx(28 / 160)
+  run = subprocess.run([sys.executable, script, files['a0'] + ',' + files['a0'], files['b0'],
+                        '--examples_path', str(path)], capture_output=True, text=True)
+  assert run.returncode == 1 and 'Traceback' not in run.stderr
+  assert run.stderr.strip().splitlines()[-1].startswith('paired_gap.py: evaluations to pool')

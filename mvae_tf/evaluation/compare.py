@@ -12,8 +12,13 @@ pipeline reads it. Importing this module does not import TensorFlow.
 import numpy as np
 
 from mvae_tf.atomic import file_sha256
+from mvae_tf.errors import UserError
 
 MODES = ('teacher_forced', 'sampled', 'sampled_t1')
+
+
+class MismatchError(UserError, ValueError):
+  """Results that cannot be compared or pooled (other windows, another file, no counts)."""
 
 
 def windows_config(a, b):
@@ -25,7 +30,7 @@ def windows_config(a, b):
   names = [r.get('windows_config') or r.get('config') for r in (a, b)]
   data = [configs.get_config(n).data for n in names]
   if (data[0].kind, dict(data[0].options)) != (data[1].kind, dict(data[1].options)):
-    raise ValueError('%s and %s read different windows: compare models evaluated on the '
+    raise MismatchError('%s and %s read different windows: compare models evaluated on the '
                      'same kind of window' % tuple(names))
   return names[0]
 
@@ -40,7 +45,7 @@ def check_same_file(a, b, examples_path):
       continue
     now = now or file_sha256(examples_path)
     if recorded != now:
-      raise ValueError('%s was evaluated on another file than %s as it is now (SHA-256 '
+      raise MismatchError('%s was evaluated on another file than %s as it is now (SHA-256 '
                        'differs): evaluate both models again on it' % (
                            r.get('model', 'a result'), examples_path))
 
@@ -62,9 +67,55 @@ def window_groups(config, examples_path):
 def _arrays(results, mode):
   w = results.get('per_window')
   if w is None:
-    raise ValueError('%s has no per-window counts: evaluate it with `mvae evaluate --json '
+    raise MismatchError('%s has no per-window counts: evaluate it with `mvae evaluate --json '
                      '--per_window`' % results.get('model', 'a result'))
   return np.asarray(w[mode], np.float64), np.asarray(w['steps'], np.float64)
+
+
+def pool_seeds(results):
+  """One result from evaluations of one model on the same windows with different seeds.
+
+  Each window's correct steps become their mean over the seeds (its scored steps are
+  the same in all), so a paired gap of pooled results averages out the draws of z and
+  of the fed samples, and its bootstrap over tunes still sees each seed's spread.
+  ValueError if the results are of different models, steps, files or windows, or
+  repeat a seed (that would count the same draws twice).
+  """
+  if len(results) == 1:
+    return results[0]
+  first = results[0]
+  for key in ('model', 'step', 'examples_sha256', 'windows_config'):
+    # A result without a file digest or windows' config (before --per_window recorded
+    # them) is taken on trust, as check_same_file does.
+    values = {str(r.get(key)) for r in results
+              if r.get(key) is not None or key in ('model', 'step')}
+    if len(values) > 1:
+      raise MismatchError('evaluations to pool differ in %s (%s): pool only evaluations of one '
+                       'checkpoint on one file with different --seed' % (
+                           key, ', '.join(sorted(values))))
+  seeds = [r.get('seed') for r in results]
+  if None in seeds or len(set(seeds)) < len(seeds):
+    raise MismatchError('evaluations to pool must each have their own --seed (got %s)' % seeds)
+  _, steps = _arrays(first, MODES[0])
+  per_window = {'steps': first['per_window']['steps']}
+  pooled = {}
+  for mode in MODES:
+    counts = []
+    for r in results:
+      c, n = _arrays(r, mode)
+      if not np.array_equal(n, steps):
+        raise MismatchError('evaluations to pool do not score the same windows (%s and %s)' % (
+            first.get('model'), r.get('model')))
+      counts.append(c)
+    mean = np.mean(counts, axis=0)
+    per_window[mode] = mean.tolist()
+    pooled[mode] = dict(accuracy=float(mean.sum() / steps.sum()),
+                        per_seed=[float(c.sum() / steps.sum()) for c in counts])
+  keep = ('config', 'decoder', 'parts', 'num_examples', 'step', 'examples_path', 'model',
+          'windows_config', 'examples_sha256')
+  pooled_result = {k: next(r[k] for r in results if r.get(k) is not None)
+                   for k in keep if any(r.get(k) is not None for r in results)}
+  return dict(pooled_result, seeds=seeds, per_window=per_window, **pooled)
 
 
 def paired_gap(a, b, groups, mode='sampled', num_resamples=2000, seed=0):
@@ -79,11 +130,11 @@ def paired_gap(a, b, groups, mode='sampled', num_resamples=2000, seed=0):
   ca, na = _arrays(a, mode)
   cb, nb = _arrays(b, mode)
   if (ca < 0).any() or (ca > na).any() or (cb < 0).any() or (cb > nb).any():
-    raise ValueError('per-window counts out of range (correct steps outside 0..scored '
+    raise MismatchError('per-window counts out of range (correct steps outside 0..scored '
                      'steps): not `mvae evaluate --per_window` output')
   groups = np.asarray(groups)
   if not len(ca) == len(cb) == len(groups) or not np.array_equal(na, nb):
-    raise ValueError('the two results do not score the same windows (%d and %d windows, '
+    raise MismatchError('the two results do not score the same windows (%d and %d windows, '
                      '%d in the data): evaluate both on the same file with the same config '
                      'and no --num_batches' % (len(ca), len(cb), len(groups)))
   ids, index = np.unique(groups, return_inverse=True)
