@@ -36,13 +36,31 @@ def _evaluations(run_dir):
   for path in sorted(glob.glob(os.path.join(run_dir, 'evaluation-*.json'))):
     m = re.search(r'evaluation-(\d+)(-seed\d+)?\.json$', path)
     if m:
-      with open(path) as f:
-        found.setdefault(int(m.group(1)), []).append(json.load(f))
+      try:
+        with open(path) as f:
+          result = json.load(f)
+      except (OSError, ValueError) as e:
+        raise UserError('cannot read %s (%s): evaluate the checkpoint again or remove the '
+                        'file' % (path, e)) from None
+      found.setdefault(int(m.group(1)), []).append((path, result))
   out = {}
-  for step, results in found.items():
-    with_windows = [r for r in results if 'per_window' in r]
-    out[step] = compare.pool_seeds(with_windows) if with_windows else results[0]
+  for step, found_at_step in found.items():
+    paths = [path for path, _ in found_at_step]
+    results = [result for _, result in found_at_step]
+    with_windows = sum('per_window' in r for r in results)
+    if len(results) > 1 and with_windows != len(results):
+      raise UserError('%s step %d: some evaluations have per-window counts and some do not '
+                      '(%s): evaluate every seed with --json --per_window' % (
+                          run_dir, step, ', '.join(paths)))
+    try:
+      out[step] = compare.pool_seeds(results) if with_windows else results[0]
+    except compare.MismatchError as e:
+      raise UserError('%s step %d: %s' % (run_dir, step, e)) from None
   return out
+
+
+def _seeds(result):
+  return result.get('seeds', [result.get('seed')])
 
 
 def pair_points(hier_dir, flat_dir, examples_path):
@@ -52,14 +70,20 @@ def pair_points(hier_dir, flat_dir, examples_path):
   for step in sorted(set(hier) & set(flat)):
     if 'per_window' not in hier[step] or 'per_window' not in flat[step]:
       continue
-    compare.check_same_file(hier[step], flat[step], examples_path)
+    try:
+      compare.check_same_file(hier[step], flat[step], examples_path)
+    except compare.MismatchError as e:
+      raise UserError('step %d: %s' % (step, e)) from None
     if groups is None:
       groups = compare.window_groups(compare.windows_config(hier[step], flat[step]),
                                      examples_path)
     gaps = {mode: compare.paired_gap(hier[step], flat[step], groups, mode)
             for mode in ('sampled', 'sampled_t1')}
-    points.append(dict(step=step, gap=gaps, seeds=[hier[step].get('seeds', [hier[step].get('seed')]),
-                                                   flat[step].get('seeds', [flat[step].get('seed')])],
+    seeds = [_seeds(hier[step]), _seeds(flat[step])]
+    if len(seeds[0]) > 1 or len(seeds[1]) > 1:  # its interval is narrower than one seed's
+      print('gap_curve.py: step %d pools evaluation seeds %s of %s and %s of %s' % (
+          step, seeds[0], hier_dir, seeds[1], flat_dir), file=sys.stderr)
+    points.append(dict(step=step, gap=gaps, seeds=seeds,
                        hier={m: hier[step][m]['accuracy'] for m in compare.MODES},
                        flat={m: flat[step][m]['accuracy'] for m in compare.MODES}))
   return points

@@ -32,6 +32,9 @@ def _load(paths):
     except (OSError, ValueError) as e:
       raise UserError('cannot read %s (%s): give `mvae evaluate --json --per_window` output' % (
           path, e)) from None
+    if not isinstance(results[-1], dict):
+      raise UserError('%s is not `mvae evaluate --json --per_window` output (a JSON %s)' % (
+          path, type(results[-1]).__name__))
   return compare.pool_seeds(results)
 
 

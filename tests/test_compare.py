@@ -117,7 +117,7 @@ def _seeded(seed, correct, steps, **extra):
   return r
 
 
-def test_pooled_seeds_average_each_window_and_keep_the_tunes_spread():
+def test_pooled_seeds_average_each_window_and_pair_like_one_result():
   steps = [10, 10, 20]
   pooled = compare.pool_seeds([_seeded(0, [4, 6, 10], steps), _seeded(1, [6, 6, 14], steps),
                                _seeded(2, [5, 9, 12], steps)])
@@ -134,6 +134,31 @@ def test_pooled_seeds_average_each_window_and_keep_the_tunes_spread():
   # One result is returned as it is.
   one = _seeded(3, [1, 2, 3], steps)
   assert compare.pool_seeds([one]) is one
+  # Seeds given out of order come back in order, each with its own accuracy.
+  again = compare.pool_seeds([_seeded(2, [5, 9, 12], steps), _seeded(0, [4, 6, 10], steps)])
+  assert again['seeds'] == [0, 2]
+  assert again['sampled']['per_seed'] == pytest.approx([20 / 40, 26 / 40])
+
+
+def test_pooling_narrows_the_interval_by_the_draws_not_the_tunes():
+  """Tunes that differ keep their spread; draws that differ per seed average out.
+  40 tunes of one window, a true per-tune lead that varies, and per-seed noise on top:
+  pooling 8 seeds narrows the interval (the noise shrinks) but not below the tunes'
+  own spread (the interval of the noise-free lead)."""
+  rng = np.random.default_rng(3)
+  steps = np.full(40, 100)
+  lead = rng.integers(0, 20, 40)  # the tunes' spread
+  b = _seeded(0, np.full(40, 50), steps)
+  exact = compare.paired_gap(_seeded(0, 50 + lead, steps), b, np.arange(40))
+  noisy = [_seeded(k, np.clip(50 + lead + rng.integers(-15, 16, 40), 0, 100), steps)
+           for k in range(8)]
+  one = compare.paired_gap(noisy[0], b, np.arange(40))
+  pooled = compare.paired_gap(compare.pool_seeds(noisy), b, np.arange(40))
+  width = {name: r['high'] - r['low'] for name, r in
+           (('exact', exact), ('one', one), ('pooled', pooled))}
+  assert width['pooled'] < 0.8 * width['one']
+  assert width['pooled'] > 0.8 * width['exact']
+  assert abs(pooled['gap'] - exact['gap']) < abs(one['gap'] - exact['gap']) + 0.01
 
 
 def test_pooling_refuses_a_repeated_seed_or_other_checkpoints():
@@ -149,6 +174,18 @@ def test_pooling_refuses_a_repeated_seed_or_other_checkpoints():
     compare.pool_seeds([a, _seeded(1, [6, 6], steps, examples_sha256='def')])
   with pytest.raises(ValueError, match='do not score the same windows'):
     compare.pool_seeds([a, _seeded(1, [6, 6], [10, 11])])
+  with pytest.raises(ValueError, match='differ in windows_config'):
+    compare.pool_seeds([a, _seeded(1, [6, 6], steps, windows_config='tiny-drums_2bar')])
+  no_seed = _seeded(1, [6, 6], steps)
+  del no_seed['seed']
+  with pytest.raises(compare.MismatchError, match='own --seed'):
+    compare.pool_seeds([a, no_seed])
+  with pytest.raises(compare.MismatchError, match='out of range in the evaluation with seed 1'):
+    compare.pool_seeds([a, _seeded(1, [6, 11], steps)])
+  short = _seeded(1, [6, 6], steps)
+  short['per_window']['sampled'] = [6]
+  with pytest.raises(compare.MismatchError, match='seed 1: 1 of 20'):
+    compare.pool_seeds([a, short])
   # A result from before --per_window recorded the file's digest is taken on trust.
   old = _seeded(1, [6, 6], steps)
   del old['examples_sha256']
@@ -188,3 +225,32 @@ def test_paired_gap_script_pools_seeds_and_refuses_in_one_line(tmp_path):
                         '--examples_path', str(path)], capture_output=True, text=True)
   assert run.returncode == 1 and 'Traceback' not in run.stderr
   assert run.stderr.strip().splitlines()[-1].startswith('paired_gap.py: evaluations to pool')
+
+
+def test_gap_curve_pools_a_steps_seed_files_and_names_what_it_refuses(tmp_path):
+  import json
+  import os
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'benchmarks'))
+  import gap_curve
+  steps = [10, 10]
+  for name, result in (('evaluation-100.json', _seeded(0, [5, 5], steps)),
+                       ('evaluation-100-seed2.json', _seeded(2, [7, 7], steps)),
+                       ('evaluation-100-seed1.json', _seeded(1, [6, 6], steps)),
+                       ('evaluation-200.json', _seeded(0, [8, 8], steps, step=200)),
+                       ('evaluation-200.json.tmp', {}), ('evaluation-300-seed1.jsonx', {})):
+    (tmp_path / name).write_text(json.dumps(result))
+  found = gap_curve._evaluations(str(tmp_path))
+  assert sorted(found) == [100, 200]
+  assert found[100]['seeds'] == [0, 1, 2]
+  assert found[100]['sampled']['accuracy'] == pytest.approx(0.6)
+  assert 'seeds' not in found[200] and found[200]['seed'] == 0
+  (tmp_path / 'evaluation-200-seed0.json').write_text(json.dumps(_seeded(0, [8, 8], steps, step=200)))
+  with pytest.raises(UserError, match=r'step 200: evaluations to pool must each have their own'):
+    gap_curve._evaluations(str(tmp_path))
+  (tmp_path / 'evaluation-200-seed0.json').write_text(json.dumps({'seed': 3}))  # no per_window
+  with pytest.raises(UserError, match='step 200: some evaluations have per-window counts'):
+    gap_curve._evaluations(str(tmp_path))
+  (tmp_path / 'evaluation-200-seed0.json').write_text('{"seed": ')  # a killed write
+  with pytest.raises(UserError, match='cannot read .*evaluation-200-seed0.json'):
+    gap_curve._evaluations(str(tmp_path))

@@ -31,7 +31,7 @@ def windows_config(a, b):
   data = [configs.get_config(n).data for n in names]
   if (data[0].kind, dict(data[0].options)) != (data[1].kind, dict(data[1].options)):
     raise MismatchError('%s and %s read different windows: compare models evaluated on the '
-                     'same kind of window' % tuple(names))
+                         'same kind of window' % tuple(names))
   return names[0]
 
 
@@ -46,8 +46,8 @@ def check_same_file(a, b, examples_path):
     now = now or file_sha256(examples_path)
     if recorded != now:
       raise MismatchError('%s was evaluated on another file than %s as it is now (SHA-256 '
-                       'differs): evaluate both models again on it' % (
-                           r.get('model', 'a result'), examples_path))
+                           'differs): evaluate both models again on it' % (
+                               r.get('model', 'a result'), examples_path))
 
 
 def window_groups(config, examples_path):
@@ -68,7 +68,7 @@ def _arrays(results, mode):
   w = results.get('per_window')
   if w is None:
     raise MismatchError('%s has no per-window counts: evaluate it with `mvae evaluate --json '
-                     '--per_window`' % results.get('model', 'a result'))
+                         '--per_window`' % results.get('model', 'a result'))
   return np.asarray(w[mode], np.float64), np.asarray(w['steps'], np.float64)
 
 
@@ -76,14 +76,14 @@ def pool_seeds(results):
   """One result from evaluations of one model on the same windows with different seeds.
 
   Each window's correct steps become their mean over the seeds (its scored steps are
-  the same in all), so a paired gap of pooled results averages out the draws of z and
-  of the fed samples, and its bootstrap over tunes still sees each seed's spread.
-  ValueError if the results are of different models, steps, files or windows, or
-  repeat a seed (that would count the same draws twice).
+  the same in all), so a paired gap of pooled results is the seed-averaged gap, and
+  its bootstrap over tunes sees the spread of that average (tunes, and draws of z and
+  of the fed samples shrunk by the number of seeds). MismatchError if the results
+  are of different models, steps, files or windows, lack a seed or repeat one (that
+  would count the same draws twice). The pooled result lists its seeds in order.
   """
   if len(results) == 1:
     return results[0]
-  first = results[0]
   for key in ('model', 'step', 'examples_sha256', 'windows_config'):
     # A result without a file digest or windows' config (before --per_window recorded
     # them) is taken on trust, as check_same_file does.
@@ -91,21 +91,30 @@ def pool_seeds(results):
               if r.get(key) is not None or key in ('model', 'step')}
     if len(values) > 1:
       raise MismatchError('evaluations to pool differ in %s (%s): pool only evaluations of one '
-                       'checkpoint on one file with different --seed' % (
-                           key, ', '.join(sorted(values))))
+                          'checkpoint on one file with different --seed' % (
+                              key, ', '.join(sorted(values))))
   seeds = [r.get('seed') for r in results]
   if None in seeds or len(set(seeds)) < len(seeds):
     raise MismatchError('evaluations to pool must each have their own --seed (got %s)' % seeds)
+  results = [r for _, r in sorted(zip(seeds, results), key=lambda pair: pair[0])]
+  seeds = sorted(seeds)
+  first = results[0]
   _, steps = _arrays(first, MODES[0])
   per_window = {'steps': first['per_window']['steps']}
   pooled = {}
   for mode in MODES:
     counts = []
-    for r in results:
+    for seed, r in zip(seeds, results):
       c, n = _arrays(r, mode)
-      if not np.array_equal(n, steps):
-        raise MismatchError('evaluations to pool do not score the same windows (%s and %s)' % (
-            first.get('model'), r.get('model')))
+      if not np.array_equal(n, steps) or len(c) != len(n):
+        raise MismatchError(
+            'evaluations to pool do not score the same windows (seed %d: %d windows of %d '
+            'steps; seed %d: %d of %d): evaluate every seed on the whole file, no '
+            '--num_batches' % (seeds[0], len(steps), steps.sum(), seed, len(c), n.sum()))
+      if (c < 0).any() or (c > n).any():
+        raise MismatchError('per-window counts out of range in the evaluation with seed %d '
+                            '(correct steps outside 0..scored steps): not `mvae evaluate '
+                            '--per_window` output' % seed)
       counts.append(c)
     mean = np.mean(counts, axis=0)
     per_window[mode] = mean.tolist()
@@ -131,12 +140,12 @@ def paired_gap(a, b, groups, mode='sampled', num_resamples=2000, seed=0):
   cb, nb = _arrays(b, mode)
   if (ca < 0).any() or (ca > na).any() or (cb < 0).any() or (cb > nb).any():
     raise MismatchError('per-window counts out of range (correct steps outside 0..scored '
-                     'steps): not `mvae evaluate --per_window` output')
+                         'steps): not `mvae evaluate --per_window` output')
   groups = np.asarray(groups)
   if not len(ca) == len(cb) == len(groups) or not np.array_equal(na, nb):
     raise MismatchError('the two results do not score the same windows (%d and %d windows, '
-                     '%d in the data): evaluate both on the same file with the same config '
-                     'and no --num_batches' % (len(ca), len(cb), len(groups)))
+                         '%d in the data): evaluate both on the same file with the same config '
+                         'and no --num_batches' % (len(ca), len(cb), len(groups)))
   ids, index = np.unique(groups, return_inverse=True)
   # Per sequence sums: the bootstrap draws sequences and adds up their windows.
   sums = np.stack([np.bincount(index, weights=x, minlength=len(ids))
