@@ -36,13 +36,7 @@ def _evaluations(run_dir):
   for path in sorted(glob.glob(os.path.join(run_dir, 'evaluation-*.json'))):
     m = re.search(r'evaluation-(\d+)(-seed\d+)?\.json$', path)
     if m:
-      try:
-        with open(path) as f:
-          result = json.load(f)
-      except (OSError, ValueError) as e:
-        raise UserError('cannot read %s (%s): evaluate the checkpoint again or remove the '
-                        'file' % (path, e)) from None
-      found.setdefault(int(m.group(1)), []).append((path, result))
+      found.setdefault(int(m.group(1)), []).append((path, compare.load_result(path)))
   out = {}
   for step, found_at_step in found.items():
     paths = [path for path, _ in found_at_step]
@@ -57,10 +51,6 @@ def _evaluations(run_dir):
     except compare.MismatchError as e:
       raise UserError('%s step %d: %s' % (run_dir, step, e)) from None
   return out
-
-
-def _seeds(result):
-  return result.get('seeds', [result.get('seed')])
 
 
 def pair_points(hier_dir, flat_dir, examples_path):
@@ -79,7 +69,7 @@ def pair_points(hier_dir, flat_dir, examples_path):
                                      examples_path)
     gaps = {mode: compare.paired_gap(hier[step], flat[step], groups, mode)
             for mode in ('sampled', 'sampled_t1')}
-    seeds = [_seeds(hier[step]), _seeds(flat[step])]
+    seeds = [compare.seeds_of(hier[step]), compare.seeds_of(flat[step])]
     if len(seeds[0]) > 1 or len(seeds[1]) > 1:  # its interval is narrower than one seed's
       print('gap_curve.py: step %d pools evaluation seeds %s of %s and %s of %s' % (
           step, seeds[0], hier_dir, seeds[1], flat_dir), file=sys.stderr)

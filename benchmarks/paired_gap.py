@@ -24,18 +24,7 @@ from mvae_tf.evaluation import compare
 
 
 def _load(paths):
-  results = []
-  for path in paths.split(','):
-    try:
-      with open(path) as f:
-        results.append(json.load(f))
-    except (OSError, ValueError) as e:
-      raise UserError('cannot read %s (%s): give `mvae evaluate --json --per_window` output' % (
-          path, e)) from None
-    if not isinstance(results[-1], dict):
-      raise UserError('%s is not `mvae evaluate --json --per_window` output (a JSON %s)' % (
-          path, type(results[-1]).__name__))
-  return compare.pool_seeds(results)
+  return compare.pool_seeds([compare.load_result(path) for path in paths.split(',')])
 
 
 def main():
@@ -57,15 +46,14 @@ def main():
          for mode in compare.MODES}
   if args.json:
     print(json.dumps(dict(a=args.a, b=args.b, step_a=a.get('step'), step_b=b.get('step'),
-                          seeds_a=a.get('seeds', [a.get('seed')]),
-                          seeds_b=b.get('seeds', [b.get('seed')]), gaps=out), indent=2))
+                          seeds_a=compare.seeds_of(a), seeds_b=compare.seeds_of(b),
+                          gaps=out), indent=2))
     return
   first = out['sampled']
   print('A = %s (step %s), B = %s (step %s): %d windows from %d tunes' % (
       args.a, a.get('step'), args.b, b.get('step'), first['windows'], first['sequences']))
   if 'seeds' in a or 'seeds' in b:
-    print('pooled over seeds: A %s, B %s' % (a.get('seeds', [a.get('seed')]),
-                                            b.get('seeds', [b.get('seed')])))
+    print('pooled over seeds: A %s, B %s' % (compare.seeds_of(a), compare.seeds_of(b)))
   for mode, r in out.items():
     print('%-15s A %.3f  B %.3f  A-B %+.3f  95%% [%+.3f, %+.3f]' % (
         mode, r['a'], r['b'], r['gap'], r['low'], r['high']))

@@ -64,12 +64,39 @@ def window_groups(config, examples_path):
   return np.asarray(groups, np.int64)
 
 
+def load_result(path):
+  """An `mvae evaluate --json` result from `path`; MismatchError (one line) if unreadable."""
+  import json
+  try:
+    with open(path) as f:
+      result = json.load(f)
+  except (OSError, ValueError) as e:
+    raise MismatchError('cannot read %s (%s): give `mvae evaluate --json --per_window` output, '
+                        'or evaluate the checkpoint again' % (path, e)) from None
+  if not isinstance(result, dict):
+    raise MismatchError('%s is not `mvae evaluate --json --per_window` output (a JSON %s)' % (
+        path, type(result).__name__))
+  return result
+
+
+def seeds_of(result):
+  """The evaluation seeds behind a result: pooled ones, or its one --seed."""
+  return result.get('seeds', [result.get('seed')])
+
+
 def _arrays(results, mode):
+  """(correct, scored) steps per window in `mode`, checked: 0 <= correct <= scored."""
   w = results.get('per_window')
   if w is None:
     raise MismatchError('%s has no per-window counts: evaluate it with `mvae evaluate --json '
                          '--per_window`' % results.get('model', 'a result'))
-  return np.asarray(w[mode], np.float64), np.asarray(w['steps'], np.float64)
+  correct, steps = np.asarray(w[mode], np.float64), np.asarray(w['steps'], np.float64)
+  if len(correct) == len(steps) and ((correct < 0).any() or (correct > steps).any()):
+    raise MismatchError('per-window counts out of range in the evaluation with seed %s of %s '
+                        '(correct steps outside 0..scored steps): not `mvae evaluate '
+                        '--per_window` output' % (results.get('seed'),
+                                                  results.get('model', 'a result')))
+  return correct, steps
 
 
 def pool_seeds(results):
@@ -111,10 +138,6 @@ def pool_seeds(results):
             'evaluations to pool do not score the same windows (seed %d: %d windows of %d '
             'steps; seed %d: %d of %d): evaluate every seed on the whole file, no '
             '--num_batches' % (seeds[0], len(steps), steps.sum(), seed, len(c), n.sum()))
-      if (c < 0).any() or (c > n).any():
-        raise MismatchError('per-window counts out of range in the evaluation with seed %d '
-                            '(correct steps outside 0..scored steps): not `mvae evaluate '
-                            '--per_window` output' % seed)
       counts.append(c)
     mean = np.mean(counts, axis=0)
     per_window[mode] = mean.tolist()
@@ -138,9 +161,6 @@ def paired_gap(a, b, groups, mode='sampled', num_resamples=2000, seed=0):
   """
   ca, na = _arrays(a, mode)
   cb, nb = _arrays(b, mode)
-  if (ca < 0).any() or (ca > na).any() or (cb < 0).any() or (cb > nb).any():
-    raise MismatchError('per-window counts out of range (correct steps outside 0..scored '
-                         'steps): not `mvae evaluate --per_window` output')
   groups = np.asarray(groups)
   if not len(ca) == len(cb) == len(groups) or not np.array_equal(na, nb):
     raise MismatchError('the two results do not score the same windows (%d and %d windows, '
